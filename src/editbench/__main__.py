@@ -1,0 +1,38 @@
+"""`python -m editbench method=… model=… dataset=… num_edits=…` (Hydra)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from editbench.errors import EditbenchError
+
+# Nothing may wait for a model or data hub: this harness works offline by default.
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(var, "1")
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+@hydra.main(version_base=None, config_path=CONF, config_name="config")
+def main(cfg: DictConfig) -> dict | None:
+    from editbench.runner import run
+
+    try:
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except EditbenchError as err:
+        if cfg.get("debug"):
+            raise
+        logging.getLogger("editbench").error("%s", err)
+        print(f"editbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""Edit requests and the loaders that read them from the data directory (methods.md D13)."""
+
+from editbench.data.loaders import (
+    DATA_ENV,
+    FORMATS,
+    ON_BAD_RECORD,
+    SELECTIONS,
+    ZSRE_CONVENTIONS,
+    load_requests,
+    resolve_data_dir,
+)
+from editbench.data.records import EditRequest
+
+__all__ = [
+    "DATA_ENV",
+    "FORMATS",
+    "ON_BAD_RECORD",
+    "SELECTIONS",
+    "ZSRE_CONVENTIONS",
+    "EditRequest",
+    "load_requests",
+    "resolve_data_dir",
+]

@@ -1,0 +1,102 @@
+"""The Editor protocol and the registry that maps `method=<name>` to a class.
+
+An editor changes weights in place and returns diagnostics; it never scores. Every write goes
+through `write_weight`, which keeps each matrix's original (for telemetry, MOSE's Q·W0 and
+PRUNE's ΔW) and refuses non-finite updates (the weights then stay as they were).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import torch
+
+from editbench.data.records import EditRequest
+from editbench.errors import ConfigError, NumericalError
+from editbench.locate.context import EditContext
+
+log = logging.getLogger(__name__)
+
+REGISTRY: dict[str, type[Editor]] = {}
+
+
+def register(name: str):
+    """Class decorator: make an editor available as `method=<name>`."""
+
+    def wrap(cls):
+        cls.name = name
+        REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+class Editor:
+    name: ClassVar[str] = "base"
+
+    def __init__(self, ctx: EditContext, cfg: Any) -> None:
+        self.ctx, self.cfg = ctx, cfg
+        self.on_nonfinite = cfg.get("on_nonfinite", "skip") if hasattr(cfg, "get") else "skip"
+
+    # --- the protocol -------------------------------------------------------------------
+    def edit(self, requests: list[EditRequest]) -> dict:
+        """Apply one step (a batch of requests) in place; return diagnostics incl. `layers`."""
+        raise NotImplementedError
+
+    def finalize(self) -> dict:
+        """Post-hoc work after the last step (PRUNE); diagnostics."""
+        return {}
+
+    def stat_layers(self) -> list[int]:
+        """Layers whose C0 this editor will need (computed together in one pass up front)."""
+        return []
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        pass
+
+    # --- shared helpers -----------------------------------------------------------------
+    def weight(self, layer: int) -> torch.Tensor:
+        """The edited matrix as it stands, (d, m) in float64."""
+        return self.ctx.spec.get_weight(self.ctx.model, layer).to(torch.float64)
+
+    def original(self, layer: int) -> torch.Tensor:
+        """The matrix before its first edit, (d, m) in float64."""
+        if layer not in self.ctx.originals:
+            self.ctx.originals[layer] = self.ctx.spec.get_weight(self.ctx.model, layer).clone()
+        return self.ctx.originals[layer].to(torch.float64)
+
+    def write_weight(self, layer: int, new: torch.Tensor) -> bool:
+        """Set layer's matrix to `new` unless it (or its cast to the model dtype) is non-finite."""
+        self.original(layer)
+        dtype = self.ctx.spec.get_weight(self.ctx.model, layer).dtype
+        if not torch.isfinite(new).all() or not torch.isfinite(new.to(dtype)).all():
+            msg = f"{self.name}: non-finite update for layer {layer} rejected; weights unchanged"
+            if self.on_nonfinite == "abort":
+                raise NumericalError(msg + " (on_nonfinite=abort)")
+            log.warning(msg)
+            return False
+        self.ctx.spec.set_weight(self.ctx.model, layer, new)
+        return True
+
+
+def build_editor(name: str, ctx: EditContext, cfg: Any) -> Editor:
+    load_builtin_editors()
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown method {name!r}; choose one of {sorted(REGISTRY)} (method=<name>)")
+    return REGISTRY[name](ctx, cfg)
+
+
+def load_builtin_editors() -> None:
+    """Import the modules whose @register calls fill the registry."""
+    import importlib
+
+    for module in ("editbench.editors.ft", "editbench.editors.mose"):
+        importlib.import_module(module)
+    try:
+        importlib.import_module("baselines")
+    except ImportError as err:  # pragma: no cover - baselines ship with the distribution
+        log.debug("baselines not importable: %s", err)

@@ -1,0 +1,62 @@
+"""`ft`: norm-constrained fine-tuning of one down projection on the target NLL (FT-L style).
+
+The simplest additive editor; it proves the loop and is the additive reference in MOSE's
+norm / condition-number plots. Each entry of W stays within ±norm_constraint of its value
+before the edit (ROME's FT-L constraint), Adam on the bare prompt's target NLL.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from editbench.data.records import EditRequest
+from editbench.editors.base import Editor, register
+from editbench.locate.forward import final_hidden
+from editbench.locate.trace import Trace, frozen_prefix
+from editbench.locate.values import build_prompts, target_losses
+
+
+@register("ft")
+class FineTune(Editor):
+    def edit(self, requests: list[EditRequest]) -> dict:
+        cfg, ctx = self.cfg, self.ctx
+        layer = int(cfg.layer)
+        param = ctx.spec.down_proj(ctx.model, layer).weight
+        before = param.detach().clone()
+        self.original(layer)
+        prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
+        prefix = [ctx.spec.layer(ctx.model, i) for i in range(layer)]
+        with torch.no_grad():
+            tracer = Trace(prefix[-1], retain_output=True) if prefix else None
+            final_hidden(ctx.model, prompts.batch)
+            cached = tracer.output if tracer else None
+            if tracer:
+                tracer.close()
+        param.requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=float(cfg.lr))
+        losses = []
+        try:
+            for _ in range(int(cfg.steps)):
+                opt.zero_grad()
+                if prefix:
+                    with frozen_prefix(prefix, cached):
+                        hidden = final_hidden(ctx.model, prompts.batch)
+                else:
+                    hidden = final_hidden(ctx.model, prompts.batch)
+                nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
+                losses.append(nll.tolist())
+                if bool((nll < float(cfg.early_stop)).all()):
+                    break
+                nll.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    limit = float(cfg.norm_constraint)
+                    param.copy_(torch.clamp(param, before - limit, before + limit))
+        finally:
+            param.requires_grad_(False)
+        new = ctx.spec.get_weight(ctx.model, layer).to(torch.float64)
+        with torch.no_grad():
+            param.copy_(before)
+        accepted = self.write_weight(layer, new)
+        return {"layers": [layer], "accepted": accepted, "loss_initial": losses[0], "loss_final": losses[-1],
+                "steps": len(losses)}

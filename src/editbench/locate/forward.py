@@ -1,0 +1,32 @@
+"""Forward passes that compute logits only where they are needed.
+
+The LM head (49k words for SmolLM2, 128k for LLaMA3) is the largest matmul of a forward pass;
+editing and scoring read a handful of positions per prompt, so the head runs on those alone.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from editbench.locate.prompts import Batch
+
+
+def final_hidden(model, batch: Batch) -> torch.Tensor:
+    """Last hidden states (after the final norm) of the base model: (B, T, d)."""
+    out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+    return out.last_hidden_state
+
+
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Apply the output head (tied or not, via get_output_embeddings) and any logit soft-capping."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.float()
+
+
+def logits_at(model, batch: Batch, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Logits at (rows[i], cols[i]) for every i: (N, vocab), float32."""
+    hidden = final_hidden(model, batch)
+    return head_logits(model, hidden[rows, cols])

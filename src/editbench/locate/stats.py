@@ -1,0 +1,164 @@
+"""Second-moment statistics C0 = E[k kᵀ] of the edited projection's inputs (§1.4, D5, D6).
+
+C0 is a *mean* over token positions of a text corpus (WikiText-2 offline), the normalisation
+the reference λ values assume. All requested layers are collected in one pass with one hook
+each; the result is cached as safetensors under $EDITBENCH_CACHE/stats, keyed by the model's
+weight fingerprint, layer, corpus, token count, max length and dtype, so a cache is never
+reused for another model or setting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from editbench.errors import DataError
+from editbench.locate.trace import Trace
+
+log = logging.getLogger(__name__)
+
+CORPORA = {"wikitext2": "wikitext2/wiki.test.raw"}
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EDITBENCH_CACHE", Path.home() / ".cache" / "editbench"))
+
+
+@dataclass(frozen=True)
+class StatsParams:
+    corpus: str = "wikitext2"
+    n_tokens: int = 100_000
+    max_len: int = 256
+    batch_size: int = 8
+    dtype: str = "float32"  # dtype of each batch's k kᵀ product; sums accumulate in float64
+
+    @classmethod
+    def from_cfg(cls, cfg) -> StatsParams:
+        return cls(**{k: cfg[k] for k in cls.__dataclass_fields__ if k in cfg})
+
+
+def corpus_text(corpus: str, data_dir: Path | None) -> tuple[str, str]:
+    """(text, corpus id). `corpus` is a key of CORPORA (under data_dir) or a path to a text file."""
+    if corpus in CORPORA:
+        if data_dir is None:
+            raise DataError(f"statistics corpus {corpus!r} needs a data directory; set data_dir= or EDITBENCH_DATA")
+        path = Path(data_dir) / CORPORA[corpus]
+    else:
+        path = Path(corpus)
+    if not path.is_file():
+        raise DataError(f"statistics corpus file {path} not found; set stats.corpus= to a text file or fix data_dir")
+    text = path.read_text(encoding="utf-8")
+    corpus_id = f"{corpus}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    return text, corpus_id
+
+
+def token_windows(tokenizer, text: str, n_tokens: int, max_len: int) -> list[list[int]]:
+    """Non-empty paragraphs tokenised and cut into windows of at most max_len, up to n_tokens in all."""
+    windows, total = [], 0
+    for para in text.split("\n"):
+        para = para.strip()
+        if not para or (para.startswith("=") and para.endswith("=")):  # WikiText headings
+            continue
+        ids = tokenizer(para, add_special_tokens=True)["input_ids"]
+        for start in range(0, len(ids), max_len):
+            chunk = ids[start : start + max_len]
+            if len(chunk) < 2:
+                continue
+            chunk = chunk[: n_tokens - total]
+            windows.append(chunk)
+            total += len(chunk)
+            if total >= n_tokens:
+                return windows
+    return windows
+
+
+class SecondMoments:
+    """Lazily computed, cached C0 per layer for one model."""
+
+    def __init__(self, model, tokenizer, spec, fingerprint: str, params: StatsParams, data_dir: Path | None):
+        self.model, self.tokenizer, self.spec = model, tokenizer, spec
+        self.fingerprint, self.params, self.data_dir = fingerprint, params, data_dir
+        self._memory: dict[int, torch.Tensor] = {}
+        self._corpus_id: str | None = None
+
+    def key(self, layer: int) -> str:
+        p = self.params
+        desc = json.dumps([self.fingerprint, layer, self.spec.down_proj_template, self.corpus_id,
+                           p.n_tokens, p.max_len, p.dtype])
+        return hashlib.sha256(desc.encode()).hexdigest()[:24]
+
+    @property
+    def corpus_id(self) -> str:
+        if self._corpus_id is None:
+            self._text, self._corpus_id = corpus_text(self.params.corpus, self.data_dir)
+        return self._corpus_id
+
+    def path(self, layer: int) -> Path:
+        return cache_root() / "stats" / f"c0-layer{layer}-{self.key(layer)}.safetensors"
+
+    def __call__(self, layer: int) -> torch.Tensor:
+        return self.get([layer])[layer]
+
+    def get(self, layers: list[int]) -> dict[int, torch.Tensor]:
+        """C0 for each layer (float64, m×m), computing all missing layers in one pass."""
+        missing = []
+        for layer in layers:
+            if layer in self._memory:
+                continue
+            path = self.path(layer)
+            if path.is_file():
+                self._memory[layer] = load_file(path)["mom2"].double()
+            else:
+                missing.append(layer)
+        if missing:
+            for layer, c0 in self._compute(missing).items():
+                self._memory[layer] = c0
+                _atomic_save({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+        return {layer: self._memory[layer] for layer in layers}
+
+    @torch.no_grad()
+    def _compute(self, layers: list[int]) -> dict[int, torch.Tensor]:
+        from tqdm.auto import tqdm
+
+        from editbench.locate.prompts import pad_id, pad_right
+
+        self.corpus_id  # noqa: B018 (loads the text)
+        windows = token_windows(self.tokenizer, self._text, self.params.n_tokens, self.params.max_len)
+        dtype = getattr(torch, self.params.dtype)
+        device = next(self.model.parameters()).device
+        m = self.spec.ffn_size
+        sums = {layer: torch.zeros(m, m, dtype=torch.float64, device=device) for layer in layers}
+        count = 0
+        traces = {layer: Trace(self.spec.down_proj(self.model, layer), retain_input=True) for layer in layers}
+        try:
+            bs = self.params.batch_size
+            for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
+                batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
+                self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                      use_cache=False)
+                mask = batch.attention_mask.bool()
+                count += int(mask.sum())
+                for layer, trace in traces.items():
+                    keys = trace.input[mask].to(dtype)
+                    sums[layer] += (keys.T @ keys).double()
+        finally:
+            for t in traces.values():
+                t.close()
+        if count == 0:
+            raise DataError(f"statistics corpus {self.params.corpus!r} gave no tokens")
+        log.info("C0 for layers %s from %d tokens", layers, count)
+        return {layer: (s / count).double().cpu() for layer, s in sums.items()}
+
+
+def _atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""A small tracing utility: read and patch module inputs/outputs during a forward pass.
+
+In the spirit of kmeng01/memit `util/nethook.py` (Trace/TraceDict), written anew: every method
+reads keys (inputs of the edited projection) and patches hidden states through this one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+OutputEdit = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _first_tensor(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _replace_first(x, new):
+    return (new, *x[1:]) if isinstance(x, tuple) else new
+
+
+class Trace(contextlib.AbstractContextManager):
+    """Hook one module for the duration of a `with` block.
+
+    retain_input / retain_output keep the module's first positional input / output tensor
+    (detached unless `detach=False`); edit_output, if given, maps the output tensor to a new one
+    (used to add δ at the subject position).
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        retain_input: bool = False,
+        retain_output: bool = False,
+        edit_output: OutputEdit | None = None,
+        detach: bool = True,
+    ) -> None:
+        self.input: torch.Tensor | None = None
+        self.output: torch.Tensor | None = None
+
+        def hook(_module, args, output):
+            if retain_input:
+                self.input = args[0].detach() if detach else args[0]
+            if edit_output is not None:
+                output = _replace_first(output, edit_output(_first_tensor(output)))
+            if retain_output:
+                out = _first_tensor(output)
+                self.output = out.detach() if detach else out
+            return output
+
+        self._handle = module.register_forward_hook(hook)
+
+    def close(self) -> None:
+        self._handle.remove()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class TraceDict(contextlib.ExitStack):
+    """Several Traces at once, indexed by name."""
+
+    def __init__(self, modules: dict[str, nn.Module], **trace_kwargs) -> None:
+        super().__init__()
+        self.traces = {name: self.enter_context(Trace(m, **trace_kwargs)) for name, m in modules.items()}
+
+    def __getitem__(self, name: str) -> Trace:
+        return self.traces[name]
+
+
+def add_at_positions(
+    hidden: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, vectors: torch.Tensor
+) -> torch.Tensor:
+    """Return hidden (B, T, d) with vectors[i] added at (rows[i], cols[i]); differentiable in vectors."""
+    update = torch.zeros_like(hidden).index_put((rows, cols), vectors.to(hidden.dtype), accumulate=True)
+    return hidden + update
+
+
+def gather_positions(hidden: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """hidden[rows[i], cols[i]] for every i: (N, d)."""
+    return hidden[rows, cols]
+
+
+@contextlib.contextmanager
+def frozen_prefix(layers: Iterable[nn.Module], cached_output: torch.Tensor) -> Iterator[None]:
+    """Skip the given (lowest) decoder layers: each returns `cached_output` instead of computing.
+
+    The value optimisation changes nothing below its insertion site, so the hidden state leaving
+    the last frozen layer is computed once (no grad) and replayed for every optimisation step.
+    This relies only on decoder blocks being called in order with the hidden state first, which
+    holds for every family in ModelSpec (LLaMA, Qwen, Gemma3, GPT-2).
+    """
+    layers = list(layers)
+    # An instance-level forward may already exist (accelerate's device_map hooks set one).
+    saved = [layer.__dict__.get("forward") for layer in layers]
+    try:
+        for layer in layers:
+            layer.forward = lambda *args, **kwargs: cached_output
+        yield
+    finally:
+        for layer, forward in zip(layers, saved, strict=True):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward

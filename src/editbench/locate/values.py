@@ -1,0 +1,208 @@
+"""The value optimisation: find δ so that h0 + δ at one site makes the model say the target (§1.3).
+
+Shared by every locate-then-edit method. `site="mlp_out"` adds δ to the MLP output of a layer
+(ROME, MOSE's layer scores); `site="residual"` adds δ to a decoder block's output (z* of MEMIT,
+EMMET, AlphaEdit, RECT, PRUNE and MOSE). Loss per request (ROME compute_v / MEMIT compute_z):
+    NLL(target | prompts) + kl_factor·KL(p_δ ‖ p_0 on "{subject} is a") + wd·‖δ‖/‖h0‖²,
+Adam on δ, δ clamped to ‖δ‖ ≤ clamp·‖h0‖, early stop when the loss is below `early_stop`.
+
+Speed (issue 4): the layers below the site never change during the optimisation, so their
+output is computed once and replayed (`frozen_prefix`); the LM head runs only at the target
+and KL positions; all prompts of all requests share one forward; no weight gradients exist.
+`fast=False` runs the straightforward full forward, kept as the reference in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from editbench.data.records import EditRequest
+from editbench.locate.forward import final_hidden, head_logits
+from editbench.locate.prompts import encode_with_subject, pad_id, pad_right, target_ids
+from editbench.locate.trace import Trace, add_at_positions, frozen_prefix
+
+KL_PROMPT = "{} is a"
+
+
+@dataclass(frozen=True)
+class ValueParams:
+    steps: int = 25
+    lr: float = 0.5
+    weight_decay: float = 1e-3
+    clamp_norm_factor: float = 4.0
+    kl_factor: float = 0.0625
+    early_stop: float = 0.05
+
+    @classmethod
+    def from_cfg(cls, cfg) -> ValueParams:
+        names = cls.__dataclass_fields__
+        return cls(**{k: cfg[k] for k in names if k in cfg})
+
+
+@dataclass
+class ValueResult:
+    values: torch.Tensor  # (n, d): h0 + δ, the desired vector at the site
+    h0: torch.Tensor  # (n, d): the site's vector on the bare prompt before optimisation
+    delta: torch.Tensor  # (n, d)
+    losses: list[list[float]] = field(default_factory=list)  # per step, per request
+    steps: int = 0
+
+    def diagnostics(self) -> dict:
+        ratio = (self.delta.norm(dim=1) / self.h0.norm(dim=1)).tolist()
+        return {"v_steps": self.steps, "v_loss_final": self.losses[-1] if self.losses else [],
+                "v_loss_initial": self.losses[0] if self.losses else [], "delta_over_h0": ratio}
+
+
+@dataclass
+class RewritePrompts:
+    """All rewriting and KL prompts of a batch of requests, padded into one tensor batch."""
+
+    batch: object
+    delta_rows: torch.Tensor  # prompt index of every δ insertion
+    delta_cols: torch.Tensor  # its subject-last position
+    delta_owner: torch.Tensor  # which request's δ
+    target_rows: torch.Tensor  # positions whose logits predict target tokens
+    target_cols: torch.Tensor
+    target_tokens: torch.Tensor
+    target_owner: torch.Tensor  # request of each target token
+    target_prompt: torch.Tensor  # rewriting prompt of each target token
+    prompt_owner: torch.Tensor  # request of each rewriting prompt
+    kl_rows: torch.Tensor
+    kl_cols: torch.Tensor
+    n_rewrite: int
+
+
+def build_prompts(tokenizer, requests: list[EditRequest], templates: list[str], device) -> RewritePrompts:
+    seqs, d_rows, d_cols, d_owner = [], [], [], []
+    t_rows, t_cols, t_tok, t_owner, t_prompt, p_owner = [], [], [], [], [], []
+    for r_idx, req in enumerate(requests):
+        tgt = target_ids(tokenizer, req.target_new)
+        for template in templates:
+            enc = encode_with_subject(tokenizer, template, req.prompt, req.subject)
+            p = len(seqs)
+            seqs.append(list(enc.ids) + tgt[:-1])
+            d_rows.append(p), d_cols.append(enc.subject_last), d_owner.append(r_idx)
+            p_owner.append(r_idx)
+            for j, tok in enumerate(tgt):
+                t_rows.append(p), t_cols.append(len(enc.ids) - 1 + j), t_tok.append(tok)
+                t_owner.append(r_idx), t_prompt.append(p)
+    n_rewrite = len(seqs)
+    kl_rows, kl_cols = [], []
+    for r_idx, req in enumerate(requests):
+        enc = encode_with_subject(tokenizer, "{}", KL_PROMPT, req.subject)
+        p = len(seqs)
+        seqs.append(list(enc.ids))
+        d_rows.append(p), d_cols.append(enc.subject_last), d_owner.append(r_idx)
+        kl_rows.append(p), kl_cols.append(enc.subject_last)
+
+    def t(x):
+        return torch.tensor(x, dtype=torch.long, device=device)
+
+    return RewritePrompts(
+        pad_right(seqs, pad_id(tokenizer), device), t(d_rows), t(d_cols), t(d_owner),
+        t(t_rows), t(t_cols), t(t_tok), t(t_owner), t(t_prompt), t(p_owner), t(kl_rows), t(kl_cols), n_rewrite,
+    )
+
+
+def _site_module(spec, model, layer: int, site: str):
+    if site == "residual":
+        return spec.layer(model, layer)
+    if site == "mlp_out":
+        return spec.mlp(model, layer)
+    raise ValueError(f"unknown value site {site!r}; use 'residual' or 'mlp_out'")
+
+
+def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tensor | None = None):
+    """Per-request NLL (mean over each prompt's target tokens, then over the request's prompts)
+    and KL(p ‖ p_0) on the KL prompts (None when log_p0 is None)."""
+    logp = torch.log_softmax(head_logits(model, hidden[pr.target_rows, pr.target_cols]), dim=-1)
+    token_logp = logp.gather(1, pr.target_tokens[:, None]).squeeze(1)
+    n_prompts = pr.n_rewrite
+    prompt_sum = torch.zeros(n_prompts, device=hidden.device).index_add(0, pr.target_prompt, token_logp)
+    prompt_len = torch.zeros(n_prompts, device=hidden.device).index_add(
+        0, pr.target_prompt, torch.ones_like(token_logp))
+    prompt_nll = -prompt_sum / prompt_len
+    nll = torch.zeros(n, device=hidden.device).index_add(0, pr.prompt_owner, prompt_nll)
+    nll = nll / torch.bincount(pr.prompt_owner, minlength=n).float()
+    if log_p0 is None:
+        return nll, None
+    log_p = torch.log_softmax(head_logits(model, hidden[pr.kl_rows, pr.kl_cols]), dim=-1)
+    kl = F.kl_div(log_p0, log_p, log_target=True, reduction="none").sum(dim=-1)  # KL(p_δ ‖ p_0)
+    return nll, kl
+
+
+def optimize_values(
+    model,
+    tokenizer,
+    spec,
+    requests: list[EditRequest],
+    templates: list[str],
+    layer: int,
+    site: str,
+    params: ValueParams,
+    *,
+    fast: bool = True,
+) -> ValueResult:
+    """Optimise one δ per request at (layer, site); return v* = h0 + δ for each."""
+    device = next(model.parameters()).device
+    n = len(requests)
+    pr = build_prompts(tokenizer, requests, templates, device)
+    site_module = _site_module(spec, model, layer, site)
+    # Frozen prefix: everything strictly below the δ insertion point.
+    prefix_end = layer if site == "residual" else layer - 1
+    prefix_layers = [spec.layer(model, i) for i in range(prefix_end + 1)] if fast else []
+
+    with torch.no_grad():
+        traces = [Trace(site_module, retain_output=True)]
+        if prefix_layers:
+            traces.append(Trace(prefix_layers[-1], retain_output=True))
+        try:
+            hidden0 = final_hidden(model, pr.batch)
+        finally:
+            for tr in traces:
+                tr.close()
+        site_out = traces[0].output
+        cached_prefix = traces[1].output if prefix_layers else None
+        first_prompt = torch.arange(n, device=device) * len(templates)  # each request's bare prompt
+        h0 = site_out[pr.delta_rows[first_prompt], pr.delta_cols[first_prompt]].float()
+        log_p0 = torch.log_softmax(head_logits(model, hidden0[pr.kl_rows, pr.kl_cols]), dim=-1)
+
+    delta = torch.zeros(n, h0.shape[1], device=device, requires_grad=True)
+    opt = torch.optim.Adam([delta], lr=params.lr)
+    h0_norm = h0.norm(dim=1)
+    max_norm = params.clamp_norm_factor * h0_norm
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    losses: list[list[float]] = []
+
+    def insert(h: torch.Tensor) -> torch.Tensor:
+        return add_at_positions(h, pr.delta_rows, pr.delta_cols, delta[pr.delta_owner])
+
+    step = 0
+    for step in range(params.steps):
+        opt.zero_grad()
+        with Trace(site_module, edit_output=insert):
+            if prefix_layers:
+                with frozen_prefix(prefix_layers, cached_prefix):
+                    hidden = final_hidden(model, pr.batch)
+            else:
+                hidden = final_hidden(model, pr.batch)
+        nll, kl = target_losses(model, hidden, pr, n, log_p0)
+        wd = params.weight_decay * delta.norm(dim=1) / h0_norm**2
+        loss = nll + params.kl_factor * kl + wd
+        losses.append(loss.tolist())
+        done |= loss.detach() < params.early_stop
+        if bool(done.all()) or step == params.steps - 1:
+            break
+        loss.masked_fill(done, 0.0).sum().backward()
+        kept = delta.detach()[done].clone()
+        opt.step()
+        with torch.no_grad():
+            delta[done] = kept  # a converged request keeps its δ (Adam momentum would move it)
+            norms = delta.norm(dim=1)
+            scale = torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms))
+            delta.mul_(scale[:, None])
+    delta = delta.detach()
+    return ValueResult(values=h0 + delta, h0=h0, delta=delta, losses=losses, steps=step + 1)

@@ -1,0 +1,58 @@
+"""Numerical health of every edited matrix: norms, spectrum, condition number, drift (float64).
+
+These numbers carry the paper's argument (Fig. 2): additive methods inflate the norm and the
+condition number of the edited matrix over a sequence; MOSE's rotations leave them unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def singular_values(W: torch.Tensor) -> torch.Tensor:
+    """All singular values in float64, descending."""
+    return torch.linalg.svdvals(W.detach().to(torch.float64))
+
+
+def matrix_stats(W: torch.Tensor, W0: torch.Tensor | None = None, sv0: torch.Tensor | None = None) -> dict:
+    """Frobenius and spectral norm, smallest non-zero σ, condition number, and drift from W0.
+
+    "Non-zero" uses numpy.linalg.matrix_rank's tolerance: σ > σ_max · max(d, m) · eps(float64).
+    `sv0` (the singular values of W0) may be passed to avoid recomputing them every step.
+    """
+    W = W.detach().to(torch.float64)
+    sv = singular_values(W)
+    tol = sv[0] * max(W.shape) * torch.finfo(torch.float64).eps
+    nonzero = sv[sv > tol]
+    sigma_min = float(nonzero[-1]) if len(nonzero) else 0.0
+    stats = {
+        "fro": float(torch.linalg.matrix_norm(W)),
+        "spectral": float(sv[0]),
+        "sigma_min": sigma_min,
+        "cond": float(sv[0] / sigma_min) if sigma_min > 0 else float("inf"),
+    }
+    if W0 is not None:
+        W0 = W0.detach().to(torch.float64)
+        if sv0 is None:
+            sv0 = singular_values(W0)
+        stats["delta_fro"] = float(torch.linalg.matrix_norm(W - W0))
+        stats["sv_drift"] = float((sv - sv0).abs().max() / sv0[0])
+    return stats
+
+
+class Telemetry:
+    """Per-step statistics of the matrices an editor has touched, W0's spectrum cached."""
+
+    def __init__(self, spec, model, originals: dict[int, torch.Tensor]) -> None:
+        self.spec, self.model, self.originals = spec, model, originals
+        self._sv0: dict[int, torch.Tensor] = {}
+
+    def __call__(self, layers: list[int] | None = None) -> dict[str, dict]:
+        layers = sorted(self.originals) if layers is None else layers
+        out = {}
+        for layer in layers:
+            W0 = self.originals[layer]
+            if layer not in self._sv0:
+                self._sv0[layer] = singular_values(W0)
+            out[str(layer)] = matrix_stats(self.spec.get_weight(self.model, layer), W0, self._sv0[layer])
+        return out
