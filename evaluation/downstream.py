@@ -15,8 +15,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,8 @@ def evaluate_downstream(
         spec = SPECS[name]
         docs, data_hash = load_docs(spec.reader, data_dir / spec.file, n_examples)
         start = time.perf_counter()
-        raw = _run(lm, lm_eval_config(spec, docs, tokenizer), seed=seed, chat_template=chat_template)
+        config = lm_eval_config(spec, docs, tokenizer)
+        raw = _run(lm, config, seed=seed, chat_template=chat_template)["results"][config["task"]]
         seconds = time.perf_counter() - start
         results[name] = {
             **_metrics(spec, raw),
@@ -136,20 +139,58 @@ def _task_manager() -> Any:
     return TaskManager(include_defaults=False)
 
 
-def _run(lm: Any, config: dict[str, Any], *, seed: int, chat_template: bool) -> dict[str, Any]:
-    import lm_eval
+def _run(lm: Any, config: dict[str, Any], *, seed: int, chat_template: bool, log_samples: bool = False) -> dict:
+    """One task through lm-eval's ``evaluate``; returns lm-eval's output dict (``results``, ``samples``...).
+
+    ``evaluate`` rather than ``simple_evaluate``: the latter adds environment info on every call
+    (torch's ``collect_env`` runs ``pip list`` and ``git`` in subprocesses, ~2 s per call here),
+    which the runner would pay for every task every k steps. What else ``simple_evaluate`` does
+    for us is three lines: load the task, default num_fewshot to 0, seed.
+    """
+    from lm_eval.evaluator import evaluate
 
     lm_logger = logging.getLogger("lm_eval")
     if lm_logger.level == logging.NOTSET:
-        # lm-eval logs several INFO/WARNING lines per call ("model kwarg is not of type str", ...);
-        # the runner calls us every k steps. A user who set a level keeps it.
+        # lm-eval logs several INFO/WARNING lines per call; the runner calls us every k steps.
+        # A user who set a level for "lm_eval" keeps it.
         lm_logger.setLevel(logging.ERROR)
-    out = lm_eval.simple_evaluate(
-        model=lm, tasks=[config], task_manager=_task_manager(), bootstrap_iters=0, log_samples=False,
-        apply_chat_template=chat_template, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        fewshot_random_seed=seed,
-    )
-    return out["results"][config["task"]]
+    with _rng_preserved():
+        _seed_everything(seed)
+        loaded = _task_manager().load([config])
+        for task in loaded["tasks"].values():
+            task.set_config(key="num_fewshot", value=0)  # zero-shot, as in the papers
+            task.set_fewshot_seed(seed=seed)
+        return evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=log_samples,
+                        apply_chat_template=chat_template, fewshot_as_multiturn=False)
+
+
+def _seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _rng_preserved() -> Iterator[None]:
+    """Restore the python, numpy and torch (CPU and CUDA) RNG states afterwards.
+
+    Seeding inside an evaluation must not reset the random streams of the editing run it
+    interrupts: with eval every k steps, edits after step k would otherwise depend on k.
+    """
+    import numpy as np
+    import torch
+
+    py_state, np_state = random.getstate(), np.random.get_state()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
 
 
 def _metrics(spec: TaskSpec, raw: Mapping[str, Any]) -> dict[str, float]:

@@ -210,6 +210,7 @@ def test_absent_hub_id_offline(monkeypatch):
     ({"tiny": {"arch": "bert"}}, "model.tiny.arch"),
     ({"source": "embedded", "name": "unknown-model"}, "embedded models are"),
     ({"source": "hf", "path": None}, "needs model.path"),
+    ({"source": "hf", "path": "x/y", "gguf_file": "m.gguf"}, "source=gguf"),
     ({"source": "gguf", "path": "/nonexistent/model.gguf"}, "does not exist"),
 ])
 def test_config_errors(bad, match):
@@ -236,12 +237,14 @@ def test_file_sha256_is_cached_and_invalidated(tmp_path, monkeypatch):
     assert file_sha256(f) == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
-def test_bad_gguf_leaves_no_partial_cache(tmp_path, monkeypatch):
+@pytest.mark.parametrize("as_dir", [False, True])
+def test_bad_gguf_leaves_no_partial_cache(tmp_path, monkeypatch, as_dir):
     monkeypatch.setenv("EDITBENCH_CACHE", str(tmp_path / "cache"))
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file")
-    with pytest.raises(ModelError, match="could not load GGUF"):
-        load_model({"name": "broken", "source": "gguf", "path": str(bad)})
+    where = {"path": str(tmp_path), "gguf_file": bad.name} if as_dir else {"path": str(bad)}
+    with pytest.raises(ModelError, match="could not load GGUF .*broken.gguf"):
+        load_model({"name": "broken", "source": "gguf", **where})
     assert list((tmp_path / "cache" / "models").iterdir()) == []
 
 

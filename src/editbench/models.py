@@ -198,6 +198,8 @@ def model_fingerprint(model: nn.Module) -> str:
     h = hashlib.sha256()
     for name, p in model.named_parameters():
         h.update(f"{name}|{tuple(p.shape)}|{p.dtype}\n".encode())
+        if p.is_meta:  # offloaded by device_map: its values are not in memory
+            continue
         flat = p.detach().reshape(-1)
         step = max(1, flat.numel() // _SAMPLES_PER_TENSOR)
         sample = flat[::step][:_SAMPLES_PER_TENSOR]
@@ -317,6 +319,8 @@ def _from_pretrained(path: str, cfg: Mapping, *, local_only: bool) -> tuple[Any,
 def _load_hf(cfg: Mapping) -> tuple[Any, Any, str]:
     path = cfg.get("path")
     name = cfg["name"]
+    if cfg.get("gguf_file"):
+        raise ConfigError(f"model {name!r}: model.gguf_file is set; use model.source=gguf for a GGUF file")
     if not path:
         raise ConfigError(f"model {name!r}: source hf needs model.path (a hub id or a local directory)")
     path = str(path)

@@ -1,0 +1,79 @@
+"""The loop end to end on a tiny model, through Hydra's composed config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from editbench.runner import eval_steps, run
+from editbench.sinks import read_jsonl
+from tests.conftest import REPO
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def tiny_run(tmp_path, shared_data, *overrides: str) -> dict:
+    cfg = compose_cfg("model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled",
+                      f"data_dir={shared_data}", *overrides)
+    return run(cfg, tmp_path)
+
+
+def test_mose_run_writes_steps_edits_summary_and_keeps_norms(tmp_path, shared_data, isolated_cache):
+    summary = tiny_run(tmp_path, shared_data, "method=mose", "num_edits=4")
+    steps = read_jsonl(tmp_path / "steps.jsonl")
+    edits = read_jsonl(tmp_path / "edits.jsonl")
+    assert [s["step"] for s in steps] == [1, 2, 3, 4]
+    assert len(edits) == 4 and {e["protocol"] for e in edits} == {"final"}
+    assert all(e["scorer"] == "token_tf/agreement" and e["dataset"] == "CounterFact" for e in edits)
+    assert summary["n"] == 4 and 0 <= summary["reliability"] <= 1
+    last = steps[-1]["matrices"]
+    for layer in steps[-1]["layers"]:
+        assert last[str(layer)]["sv_drift"] < 1e-6  # rotations keep the spectrum
+        assert last[str(layer)]["delta_fro"] > 0
+    assert json.loads((tmp_path / "summary.json").read_text())["n"] == 4
+    templates = json.loads((tmp_path / "context_templates.json").read_text())
+    assert templates[0] == ["{}"] and len(templates[1]) == 5
+
+
+def test_ft_immediate_and_batches(tmp_path, shared_data, isolated_cache):
+    summary = tiny_run(tmp_path, shared_data, "method=ft", "num_edits=4", "batch_size=2", "eval_at=immediate")
+    steps = read_jsonl(tmp_path / "steps.jsonl")
+    edits = read_jsonl(tmp_path / "edits.jsonl")
+    assert [len(s["case_ids"]) for s in steps] == [2, 2]
+    assert [e["edit_step"] for e in edits] == [1, 1, 2, 2]
+    assert [e["eval_step"] for e in edits] == [1, 1, 2, 2]
+    assert summary["protocol"] == "immediate" and summary["batch_size"] == 2
+    assert steps[-1]["matrices"]["1"]["delta_fro"] > 0  # additive: W moved
+
+
+def test_checkpoint_protocol_scores_all_edits_so_far(tmp_path, shared_data, isolated_cache):
+    tiny_run(tmp_path, shared_data, "method=ft", "num_edits=3", "eval_at=[1,2]")
+    edits = read_jsonl(tmp_path / "edits.jsonl")
+    assert [e["eval_step"] for e in edits] == [1, 2, 2, 3, 3, 3]
+
+
+def test_eval_steps_rejects_out_of_range():
+    from editbench.errors import ConfigError
+
+    assert eval_steps("final", 5) == ("final", {5})
+    with pytest.raises(ConfigError, match="outside 1..5"):
+        eval_steps([7], 5)
+    with pytest.raises(ConfigError, match="final, immediate"):
+        eval_steps("sometimes", 5)
+
+
+def test_cli_unknown_data_dir_gives_one_clear_error(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "editbench", "model=tiny-llama", "data_dir=/nonexistent/place",
+         "logger.wandb.mode=disabled", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 2
+    assert "/nonexistent/place" in out.stderr and "Traceback" not in out.stderr
