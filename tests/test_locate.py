@@ -131,12 +131,18 @@ def test_value_optimisation_reaches_top1_on_tiny(tiny, site):
     assert _top1_after_insert(tiny, request, 2, site, res.values) == target_ids(tiny.tokenizer, "Berlin")[0]
 
 
-def test_fast_value_optimisation_equals_straightforward(tiny):
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("site", ["residual", "mlp_out"])
+def test_fast_value_optimisation_equals_straightforward(arch, site):
+    from editbench.models import load_model
+    from tests.conftest import tiny_cfg
+
+    lm = load_model(tiny_cfg(arch))
     params = ValueParams(steps=8)
-    templates = ["{}", "A short prefix. {}"]
-    fast = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, [FRANCE, DARRIEUX], templates, 2, "residual", params)
-    slow = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, [FRANCE, DARRIEUX], templates, 2, "residual", params,
-                           fast=False)
+    templates = ["{}", "A somewhat longer prefix than the other. {}"]
+    reqs = [FRANCE, DARRIEUX]
+    fast = optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, 2, site, params)
+    slow = optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, 2, site, params, fast=False)
     torch.testing.assert_close(fast.values, slow.values, rtol=1e-4, atol=1e-5)
     assert fast.steps == slow.steps
 

@@ -11,9 +11,18 @@ import torch
 from editbench.locate.prompts import Batch
 
 
-def final_hidden(model, batch: Batch) -> torch.Tensor:
-    """Last hidden states (after the final norm) of the base model: (B, T, d)."""
-    out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+def final_hidden(model, batch: Batch, cache=None) -> torch.Tensor:
+    """Last hidden states (after the final norm) of the base model: (B, T, d).
+
+    With a KV `cache` holding the first columns, `batch` holds only the new columns (its mask
+    covers all of them); the cache is extended in place.
+    """
+    kwargs = {} if batch.position_ids is None else {"position_ids": batch.position_ids}
+    if cache is not None:
+        kwargs |= {"cache": cache, "use_cache": True}
+    else:
+        kwargs["use_cache"] = False
+    out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
     return out.last_hidden_state
 
 

@@ -63,21 +63,38 @@ def encode_with_subject(tokenizer, template: str, prompt: str, subject: str) -> 
 
 @dataclass
 class Batch:
-    """A right-padded batch of token sequences."""
+    """A padded batch of token sequences with explicit positions (left pads get mask 0)."""
 
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
     lengths: list[int]
+    position_ids: torch.Tensor | None = None  # (B, T); None = 0..T-1 (right padding only)
+
+    def columns(self, start: int, stop: int | None = None) -> Batch:
+        """The batch restricted to columns [start, stop); the mask keeps all columns before stop."""
+        return Batch(self.input_ids[:, start:stop], self.attention_mask[:, :stop], self.lengths,
+                     None if self.position_ids is None else self.position_ids[:, start:stop])
 
 
 def pad_right(sequences: list[list[int]] | list[tuple[int, ...]], pad_id: int, device=None) -> Batch:
-    width = max(len(s) for s in sequences)
+    return pad_both(sequences, [0] * len(sequences), pad_id, device)
+
+
+def pad_both(sequences, left: list[int], pad_id: int, device=None) -> Batch:
+    """Left-pad sequence i by left[i] tokens, then right-pad to a common width.
+
+    Left padding lets us align one position (the subject's last token) across rows; positions
+    are counted from each row's first real token, so every real token sees what it would unpadded.
+    """
+    width = max(n + len(s) for n, s in zip(left, sequences, strict=True))
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
-    return Batch(ids.to(device), mask.to(device), [len(s) for s in sequences])
+    for i, (n, s) in enumerate(zip(left, sequences, strict=True)):
+        ids[i, n : n + len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, n : n + len(s)] = 1
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0) if any(left) else None
+    to = (lambda t: t.to(device)) if device is not None else (lambda t: t)
+    return Batch(to(ids), to(mask), [len(s) for s in sequences], None if positions is None else to(positions))
 
 
 def pad_id(tokenizer) -> int:

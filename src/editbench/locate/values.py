@@ -14,14 +14,14 @@ and KL positions; all prompts of all requests share one forward; no weight gradi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from editbench.data.records import EditRequest
 from editbench.locate.forward import final_hidden, head_logits
-from editbench.locate.prompts import encode_with_subject, pad_id, pad_right, target_ids
+from editbench.locate.prompts import Batch, encode_with_subject, pad_both, pad_id, target_ids
 from editbench.locate.trace import Trace, add_at_positions, frozen_prefix
 
 KL_PROMPT = "{} is a"
@@ -58,52 +58,66 @@ class ValueResult:
 
 @dataclass
 class RewritePrompts:
-    """All rewriting and KL prompts of a batch of requests, padded into one tensor batch."""
+    """All rewriting and KL prompts of a batch of requests, padded into one tensor batch.
 
-    batch: object
+    With `aligned`, rows are left-padded so that every prompt's subject-last token sits in the
+    same column `subject_col`: then everything left of that column is independent of δ.
+    """
+
+    batch: Batch
     delta_rows: torch.Tensor  # prompt index of every δ insertion
     delta_cols: torch.Tensor  # its subject-last position
     delta_owner: torch.Tensor  # which request's δ
     target_rows: torch.Tensor  # positions whose logits predict target tokens
     target_cols: torch.Tensor
     target_tokens: torch.Tensor
-    target_owner: torch.Tensor  # request of each target token
     target_prompt: torch.Tensor  # rewriting prompt of each target token
     prompt_owner: torch.Tensor  # request of each rewriting prompt
     kl_rows: torch.Tensor
     kl_cols: torch.Tensor
     n_rewrite: int
+    subject_col: int | None = None
+
+    def shifted(self, offset: int) -> RewritePrompts:
+        """The same prompts seen from column `offset` on (for a forward over the suffix only)."""
+        return replace(self, delta_cols=self.delta_cols - offset, target_cols=self.target_cols - offset,
+                       kl_cols=self.kl_cols - offset, batch=self.batch.columns(offset))
 
 
-def build_prompts(tokenizer, requests: list[EditRequest], templates: list[str], device) -> RewritePrompts:
-    seqs, d_rows, d_cols, d_owner = [], [], [], []
-    t_rows, t_cols, t_tok, t_owner, t_prompt, p_owner = [], [], [], [], [], []
+def build_prompts(tokenizer, requests: list[EditRequest], templates: list[str], device,
+                  align: bool = False) -> RewritePrompts:
+    seqs, subject = [], []
+    t_rows, t_cols, t_tok, t_prompt, p_owner = [], [], [], [], []
     for r_idx, req in enumerate(requests):
         tgt = target_ids(tokenizer, req.target_new)
         for template in templates:
             enc = encode_with_subject(tokenizer, template, req.prompt, req.subject)
             p = len(seqs)
             seqs.append(list(enc.ids) + tgt[:-1])
-            d_rows.append(p), d_cols.append(enc.subject_last), d_owner.append(r_idx)
+            subject.append(enc.subject_last)
             p_owner.append(r_idx)
             for j, tok in enumerate(tgt):
-                t_rows.append(p), t_cols.append(len(enc.ids) - 1 + j), t_tok.append(tok)
-                t_owner.append(r_idx), t_prompt.append(p)
+                t_rows.append(p), t_cols.append(len(enc.ids) - 1 + j), t_tok.append(tok), t_prompt.append(p)
     n_rewrite = len(seqs)
-    kl_rows, kl_cols = [], []
-    for r_idx, req in enumerate(requests):
+    for req in requests:
         enc = encode_with_subject(tokenizer, "{}", KL_PROMPT, req.subject)
-        p = len(seqs)
         seqs.append(list(enc.ids))
-        d_rows.append(p), d_cols.append(enc.subject_last), d_owner.append(r_idx)
-        kl_rows.append(p), kl_cols.append(enc.subject_last)
+        subject.append(enc.subject_last)
+    owner = p_owner + list(range(len(requests)))
+    col = max(subject) if align else None
+    left = [col - s for s in subject] if align else [0] * len(seqs)
 
     def t(x):
         return torch.tensor(x, dtype=torch.long, device=device)
 
     return RewritePrompts(
-        pad_right(seqs, pad_id(tokenizer), device), t(d_rows), t(d_cols), t(d_owner),
-        t(t_rows), t(t_cols), t(t_tok), t(t_owner), t(t_prompt), t(p_owner), t(kl_rows), t(kl_cols), n_rewrite,
+        batch=pad_both(seqs, left, pad_id(tokenizer), device),
+        delta_rows=t(range(len(seqs))), delta_cols=t([s + n for s, n in zip(subject, left, strict=True)]),
+        delta_owner=t(owner), target_rows=t(t_rows), target_cols=t([c + left[r] for c, r in zip(t_cols, t_rows,
+                                                                                              strict=True)]),
+        target_tokens=t(t_tok), target_prompt=t(t_prompt), prompt_owner=t(p_owner),
+        kl_rows=t(range(n_rewrite, len(seqs))), kl_cols=t([subject[i] + left[i] for i in range(n_rewrite, len(seqs))]),
+        n_rewrite=n_rewrite, subject_col=col,
     )
 
 
@@ -146,29 +160,37 @@ def optimize_values(
     *,
     fast: bool = True,
 ) -> ValueResult:
-    """Optimise one δ per request at (layer, site); return v* = h0 + δ for each."""
+    """Optimise one δ per request at (layer, site); return v* = h0 + δ for each.
+
+    Fast path: prompts are aligned on the subject's last token (column c). δ changes nothing
+    left of c (causal attention) and nothing below the site, so one no-grad pass fills a KV
+    cache for columns < c and records the hidden state leaving the last layer below the site;
+    every optimisation step then runs only columns ≥ c through the layers above the site.
+    """
     device = next(model.parameters()).device
     n = len(requests)
-    pr = build_prompts(tokenizer, requests, templates, device)
+    pr = build_prompts(tokenizer, requests, templates, device, align=fast)
     site_module = _site_module(spec, model, layer, site)
-    # Frozen prefix: everything strictly below the δ insertion point.
-    prefix_end = layer if site == "residual" else layer - 1
+    prefix_end = layer if site == "residual" else layer - 1  # last layer strictly below δ
     prefix_layers = [spec.layer(model, i) for i in range(prefix_end + 1)] if fast else []
+    cache = _new_cache(model, spec) if fast else None
 
     with torch.no_grad():
         traces = [Trace(site_module, retain_output=True)]
         if prefix_layers:
             traces.append(Trace(prefix_layers[-1], retain_output=True))
         try:
-            hidden0 = final_hidden(model, pr.batch)
+            hidden0 = final_hidden(model, pr.batch, cache=cache)
         finally:
             for tr in traces:
                 tr.close()
-        site_out = traces[0].output
-        cached_prefix = traces[1].output if prefix_layers else None
         first_prompt = torch.arange(n, device=device) * len(templates)  # each request's bare prompt
-        h0 = site_out[pr.delta_rows[first_prompt], pr.delta_cols[first_prompt]].float()
+        h0 = traces[0].output[pr.delta_rows[first_prompt], pr.delta_cols[first_prompt]].float()
         log_p0 = torch.log_softmax(head_logits(model, hidden0[pr.kl_rows, pr.kl_cols]), dim=-1)
+        start = pr.subject_col if cache is not None else 0
+        cached_below = traces[1].output[:, start:] if prefix_layers else None
+        prefix_kv = _crop(cache, start) if cache is not None else None
+        step_prompts = pr.shifted(start) if start else pr
 
     delta = torch.zeros(n, h0.shape[1], device=device, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=params.lr)
@@ -178,18 +200,16 @@ def optimize_values(
     losses: list[list[float]] = []
 
     def insert(h: torch.Tensor) -> torch.Tensor:
-        return add_at_positions(h, pr.delta_rows, pr.delta_cols, delta[pr.delta_owner])
+        return add_at_positions(h, step_prompts.delta_rows, step_prompts.delta_cols, delta[step_prompts.delta_owner])
 
     step = 0
     for step in range(params.steps):
         opt.zero_grad()
-        with Trace(site_module, edit_output=insert):
-            if prefix_layers:
-                with frozen_prefix(prefix_layers, cached_prefix):
-                    hidden = final_hidden(model, pr.batch)
-            else:
-                hidden = final_hidden(model, pr.batch)
-        nll, kl = target_losses(model, hidden, pr, n, log_p0)
+        with Trace(site_module, edit_output=insert), frozen_prefix(prefix_layers, cached_below):
+            hidden = final_hidden(model, step_prompts.batch, cache=cache)
+        if cache is not None:
+            _restore(cache, prefix_kv)
+        nll, kl = target_losses(model, hidden, step_prompts, n, log_p0)
         wd = params.weight_decay * delta.norm(dim=1) / h0_norm**2
         loss = nll + params.kl_factor * kl + wd
         losses.append(loss.tolist())
@@ -206,3 +226,36 @@ def optimize_values(
             delta.mul_(scale[:, None])
     delta = delta.detach()
     return ValueResult(values=h0 + delta, h0=h0, delta=delta, losses=losses, steps=step + 1)
+
+
+def _new_cache(model, spec):
+    """A KV cache for the δ-independent columns, where the family's cache can be cut back exactly.
+
+    Gemma3 mixes sliding-window layers whose caches trim themselves; it runs without a KV cache
+    (still with the frozen prefix), which costs speed, not correctness.
+    """
+    if spec.family == "gemma3":
+        return None
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
+
+
+def _crop(cache, length: int) -> list:
+    """Cut every layer of the cache back to its first `length` columns; return those (keys, values)."""
+    saved = []
+    for layer in cache.layers:
+        if getattr(layer, "is_initialized", False):
+            layer.keys = layer.keys[..., :length, :].detach().contiguous()
+            layer.values = layer.values[..., :length, :].detach().contiguous()
+            saved.append((layer.keys, layer.values))
+        else:
+            saved.append(None)
+    return saved
+
+
+def _restore(cache, saved: list) -> None:
+    """Drop the columns a step appended (and their autograd graph): back to the saved prefix."""
+    for layer, kv in zip(cache.layers, saved, strict=True):
+        if kv is not None:
+            layer.keys, layer.values = kv
