@@ -176,3 +176,12 @@ def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, shared_dat
     assert other_stats.path(1) != files[0]
     assert not torch.allclose(other_stats(1), c0)
     assert len(list((isolated_cache / "stats").glob("*.safetensors"))) == 2
+
+
+def test_several_layers_in_one_optimisation_equal_separate_runs(tiny):
+    params = ValueParams(steps=6)
+    reqs = [FRANCE, DARRIEUX]
+    joint = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, reqs, ["{}"], [0, 2], "mlp_out", params)
+    for j, layer in enumerate([0, 2]):  # not the last layer: δ there cannot reach later positions
+        alone = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, reqs, ["{}"], layer, "mlp_out", params)
+        torch.testing.assert_close(joint.values[j * 2 : j * 2 + 2], alone.values, rtol=1e-4, atol=1e-5)

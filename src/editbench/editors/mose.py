@@ -67,13 +67,11 @@ class Mose(Editor):
         steps = int(self.cfg.selection_steps)
         params = ValueParams(**{**self.values.__dict__, "steps": steps})
         keys = read_at_subject(ctx, requests, ["{}"], [(layer, "key") for layer in cands])
-        scores = torch.empty(len(requests), len(cands))
-        for j, layer in enumerate(cands):
-            res = optimize_values(ctx.model, ctx.tokenizer, ctx.spec, requests, ["{}"], layer, "mlp_out", params)
-            change = (res.values - res.h0).norm(dim=1)  # the FFN-output change that makes the edit succeed
-            key_norm = keys[(layer, "key")][:, 0].norm(dim=1)
-            scores[:, j] = (change / (self.spectral0(layer) * key_norm)).cpu()
-        return scores
+        res = optimize_values(ctx.model, ctx.tokenizer, ctx.spec, requests, ["{}"], cands, "mlp_out", params)
+        change = (res.values - res.h0).norm(dim=1).reshape(len(cands), len(requests))  # the FFN-output change
+        key_norms = torch.stack([keys[(layer, "key")][:, 0].norm(dim=1) for layer in cands])
+        spectral = torch.tensor([self.spectral0(layer) for layer in cands], device=key_norms.device)
+        return (change / (spectral[:, None] * key_norms)).T.cpu()  # (n, candidates)
 
     def spectral0(self, layer: int) -> float:
         if layer not in self._spectral0:  # rotations preserve ‖W‖₂: the current W gives W0's value

@@ -14,6 +14,8 @@ and KL positions; all prompts of all requests share one forward; no weight gradi
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -154,7 +156,7 @@ def optimize_values(
     spec,
     requests: list[EditRequest],
     templates: list[str],
-    layer: int,
+    layer: int | Sequence[int],
     site: str,
     params: ValueParams,
     *,
@@ -162,33 +164,44 @@ def optimize_values(
 ) -> ValueResult:
     """Optimise one δ per request at (layer, site); return v* = h0 + δ for each.
 
+    `layer` may be a list of L layers: then every request is optimised independently at each
+    of them in the same forward passes (MOSE's layer scores), and the result's rows are
+    layer-major: row j·n + r is request r at layers[j].
+
     Fast path: prompts are aligned on the subject's last token (column c). δ changes nothing
     left of c (causal attention) and nothing below the site, so one no-grad pass fills a KV
     cache for columns < c and records the hidden state leaving the last layer below the site;
     every optimisation step then runs only columns ≥ c through the layers above the site.
+    Small-batch steps on a CPU are bound by reading the weights, so sharing passes between
+    layers and requests is nearly free.
     """
     device = next(model.parameters()).device
-    n = len(requests)
-    pr = build_prompts(tokenizer, requests, templates, device, align=fast)
-    site_module = _site_module(spec, model, layer, site)
-    prefix_end = layer if site == "residual" else layer - 1  # last layer strictly below δ
+    layers = [layer] if isinstance(layer, int) else [int(x) for x in layer]
+    n_req = len(requests)
+    n = n_req * len(layers)
+    pr = build_prompts(tokenizer, [r for _ in layers for r in requests], templates, device, align=fast)
+    sites = [_site_module(spec, model, lay, site) for lay in layers]
+    # rows of each layer's copies of the prompts
+    site_rows = [(pr.delta_owner // n_req) == j for j in range(len(layers))]
+    prefix_end = min(layers) if site == "residual" else min(layers) - 1  # last layer strictly below every δ
     prefix_layers = [spec.layer(model, i) for i in range(prefix_end + 1)] if fast else []
     cache = _new_cache(model, spec) if fast else None
 
     with torch.no_grad():
-        traces = [Trace(site_module, retain_output=True)]
-        if prefix_layers:
-            traces.append(Trace(prefix_layers[-1], retain_output=True))
+        traces = [Trace(m, retain_output=True) for m in sites]
+        below = Trace(prefix_layers[-1], retain_output=True) if prefix_layers else None
         try:
             hidden0 = final_hidden(model, pr.batch, cache=cache)
         finally:
-            for tr in traces:
-                tr.close()
-        first_prompt = torch.arange(n, device=device) * len(templates)  # each request's bare prompt
-        h0 = traces[0].output[pr.delta_rows[first_prompt], pr.delta_cols[first_prompt]].float()
+            for tr in [*traces, below]:
+                if tr is not None:
+                    tr.close()
+        first_prompt = torch.arange(n, device=device) * len(templates)  # each δ's bare prompt
+        h0 = torch.stack([traces[int(o) // n_req].output[pr.delta_rows[p], pr.delta_cols[p]]
+                          for o, p in enumerate(first_prompt.tolist())]).float()
         log_p0 = torch.log_softmax(head_logits(model, hidden0[pr.kl_rows, pr.kl_cols]), dim=-1)
         start = pr.subject_col if cache is not None else 0
-        cached_below = traces[1].output[:, start:] if prefix_layers else None
+        cached_below = below.output[:, start:] if below is not None else None
         prefix_kv = _crop(cache, start) if cache is not None else None
         step_prompts = pr.shifted(start) if start else pr
 
@@ -199,13 +212,18 @@ def optimize_values(
     done = torch.zeros(n, dtype=torch.bool, device=device)
     losses: list[list[float]] = []
 
-    def insert(h: torch.Tensor) -> torch.Tensor:
-        return add_at_positions(h, step_prompts.delta_rows, step_prompts.delta_cols, delta[step_prompts.delta_owner])
+    def inserter(rows: torch.Tensor):
+        sel_rows, sel_cols = step_prompts.delta_rows[rows], step_prompts.delta_cols[rows]
+        owners = step_prompts.delta_owner[rows]
+        return lambda h: add_at_positions(h, sel_rows, sel_cols, delta[owners])
 
     step = 0
     for step in range(params.steps):
         opt.zero_grad()
-        with Trace(site_module, edit_output=insert), frozen_prefix(prefix_layers, cached_below):
+        with contextlib.ExitStack() as stack:
+            for module, rows in zip(sites, site_rows, strict=True):
+                stack.enter_context(Trace(module, edit_output=inserter(rows)))
+            stack.enter_context(frozen_prefix(prefix_layers, cached_below))
             hidden = final_hidden(model, step_prompts.batch, cache=cache)
         if cache is not None:
             _restore(cache, prefix_kv)
