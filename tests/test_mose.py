@@ -87,3 +87,26 @@ def test_rotation_moves_key_output_towards_target(tiny):
         assert torch.linalg.norm(new_out - target) < 0.05 * torch.linalg.norm(out - target)
     finally:
         tiny.spec.set_weight(tiny.model, layer, editor.original(layer))
+
+
+def test_cayley_blocks_are_orthogonal():
+    from editbench.editors.mose_oft import cayley
+
+    R = torch.randn(4, 8, 8, dtype=torch.float64)
+    Q = cayley(R)
+    eye = torch.eye(8, dtype=torch.float64)
+    assert torch.allclose(Q.transpose(-1, -2) @ Q, eye.expand_as(Q), atol=1e-12)
+    assert torch.allclose(cayley(torch.zeros(2, 3, 3)), torch.eye(3).expand(2, 3, 3))
+
+
+def test_mose_oft_run_keeps_spectrum(tmp_path, shared_data, isolated_cache):
+    from editbench.sinks import read_jsonl
+    from tests.test_runner import tiny_run
+
+    tiny_run(tmp_path, shared_data, "method=mose_oft", "num_edits=2", "method.coft_eps=1.0")
+    steps = read_jsonl(tmp_path / "steps.jsonl")
+    assert steps[-1]["layers"] == [1, 2]
+    for layer in ("1", "2"):
+        m = steps[-1]["matrices"][layer]
+        assert m["delta_fro"] > 0 and m["sv_drift"] < 1e-6
+        assert steps[-1]["orthogonality"][layer] < 1e-10

@@ -77,3 +77,10 @@ def test_cli_unknown_data_dir_gives_one_clear_error(tmp_path):
     )
     assert out.returncode == 2
     assert "/nonexistent/place" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, shared_data, isolated_cache):
+    tiny_run(tmp_path, shared_data, "method=ft", "num_edits=2", "logger.wandb.mode=offline")
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb"))

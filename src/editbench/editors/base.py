@@ -94,7 +94,7 @@ def load_builtin_editors() -> None:
     """Import the modules whose @register calls fill the registry."""
     import importlib
 
-    for module in ("editbench.editors.ft", "editbench.editors.mose"):
+    for module in ("editbench.editors.ft", "editbench.editors.mose", "editbench.editors.mose_oft"):
         importlib.import_module(module)
     try:
         importlib.import_module("baselines")

@@ -1,0 +1,119 @@
+"""`mose_oft`: MOSE as released (famoustourist/MOSE, `oft_main.py`), methods.md §8.2, D1.
+
+The released code does not solve the paper's Procrustes problem. It trains a block-diagonal
+orthogonal matrix on the *key* (d_ff) side of down_proj:
+    W = W0 · blockdiag(Q_1..Q_r)ᵀ,   Q_b = (I − S_b)(I + S_b)⁻¹,   S_b = (R_b − R_bᵀ)/2   (Cayley)
+with R kept in a Frobenius ball of radius ε·(m/r)²/√r (COFT), Adam on the target NLL of
+"prompt target" (prompt masked, no KL), the same R trained on across sequential edits.
+Rotating keys instead of outputs also preserves W0's singular values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from editbench.data.records import EditRequest
+from editbench.editors.base import Editor, register
+from editbench.locate.forward import final_hidden
+from editbench.locate.trace import Trace, frozen_prefix
+from editbench.locate.values import build_prompts, target_losses
+
+
+def cayley(R: torch.Tensor) -> torch.Tensor:
+    """Blocks (r, b, b) → orthogonal blocks (I − S)(I + S)⁻¹ with S the skew part of R."""
+    S = 0.5 * (R - R.transpose(-1, -2))
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device).expand_as(S)
+    # (I − S)(I + S)⁻¹ = ((I + S)⁻ᵀ (I − S)ᵀ)ᵀ, a solve instead of an inverse
+    return torch.linalg.solve((eye + S).transpose(-1, -2), (eye - S).transpose(-1, -2)).transpose(-1, -2)
+
+
+def block_diag(blocks: torch.Tensor) -> torch.Tensor:
+    return torch.block_diag(*blocks)
+
+
+@register("mose_oft")
+class MoseOft(Editor):
+    def __init__(self, ctx, cfg) -> None:
+        super().__init__(ctx, cfg)
+        self.layers = [int(x) for x in cfg.layers]
+        self.n_blocks = int(cfg.n_blocks)
+        m = ctx.spec.ffn_size
+        if m % self.n_blocks:
+            from editbench.errors import ConfigError
+
+            raise ConfigError(f"method.n_blocks={self.n_blocks} must divide the FFN width {m}")
+        b = m // self.n_blocks
+        # COFT radius ε·(m/r)²/√r (released oft_main.py)
+        self.radius = float(cfg.coft_eps) * b**2 / math.sqrt(self.n_blocks)
+        self.R = {layer: torch.zeros(self.n_blocks, b, b, device=ctx.device) for layer in self.layers}
+
+    def _project(self, R: torch.Tensor) -> None:
+        norm = torch.linalg.matrix_norm(R.reshape(-1, R.shape[-1]))
+        if norm > self.radius:
+            R.mul_(self.radius / norm)
+
+    def edit(self, requests: list[EditRequest]) -> dict:
+        ctx, cfg = self.ctx, self.cfg
+        originals = {layer: self.original(layer) for layer in self.layers}
+        for layer in self.layers:  # train against W0 with the rotation applied to the keys
+            ctx.spec.set_weight(ctx.model, layer, originals[layer])
+        params = {layer: R.clone().requires_grad_(True) for layer, R in self.R.items()}
+        opt = torch.optim.Adam(list(params.values()), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+        prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
+        bottom = min(self.layers)
+        prefix = [ctx.spec.layer(ctx.model, i) for i in range(bottom)]
+        with torch.no_grad():
+            tracer = Trace(prefix[-1], retain_output=True) if prefix else None
+            final_hidden(ctx.model, prompts.batch)
+            cached = tracer.output if tracer else None
+            if tracer:
+                tracer.close()
+
+        def rotate_keys(layer):
+            def pre_hook(_module, args):
+                k = args[0]
+                Q = cayley(params[layer])  # (r, b, b)
+                blocks = k.reshape(*k.shape[:-1], self.n_blocks, -1)
+                return (torch.einsum("...rb,rbc->...rc", blocks, Q.to(k.dtype)).reshape(k.shape),)
+
+            return pre_hook
+
+        handles = [ctx.spec.down_proj(ctx.model, layer).register_forward_pre_hook(rotate_keys(layer))
+                   for layer in self.layers]
+        losses = []
+        try:
+            for _ in range(int(cfg.steps)):
+                opt.zero_grad()
+                with frozen_prefix(prefix, cached):
+                    hidden = final_hidden(ctx.model, prompts.batch)
+                nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
+                losses.append(nll.tolist())
+                nll.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    for R in params.values():
+                        self._project(R)
+        finally:
+            for h in handles:
+                h.remove()
+        diag = {"layers": self.layers, "loss_initial": losses[0], "loss_final": losses[-1], "orthogonality": {}}
+        for layer in self.layers:
+            # the hook maps a key row k to k·blockdiag(Q), i.e. the weight acts as W0 · blockdiag(Q)ᵀ
+            Q = block_diag(cayley(params[layer].detach().double()))
+            if self.write_weight(layer, originals[layer] @ Q.T):
+                self.R[layer] = params[layer].detach()
+            else:  # rejected: back to the weight of the previous R
+                previous = block_diag(cayley(self.R[layer].double()))
+                ctx.spec.set_weight(ctx.model, layer, originals[layer] @ previous.T)
+            eye = torch.eye(Q.shape[0], dtype=Q.dtype)
+            diag["orthogonality"][str(layer)] = float(torch.linalg.matrix_norm(Q.T @ Q - eye))
+        return diag
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"R.{layer}": R for layer, R in self.R.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for key, value in state.items():
+            self.R[int(key.split(".")[1])] = value
