@@ -84,3 +84,17 @@ def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, shared_data, is
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
+
+
+def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isolated_cache):
+    from editbench.report import collect, main
+
+    for method in ("mose", "ft"):
+        tiny_run(tmp_path / method, shared_data, f"method={method}", "num_edits=2")
+    df = collect(tmp_path)
+    assert sorted(df.method) == ["ft", "mose"]
+    main([str(tmp_path), "--by", "method", "--plot-norms", str(tmp_path / "mose"), str(tmp_path / "ft")])
+    md = (tmp_path / "report.md").read_text()
+    assert "| mose" in md and "| ft" in md and "reliability" in md
+    assert (tmp_path / "report.csv").is_file()
+    assert (tmp_path / "norms.png").stat().st_size > 1000
