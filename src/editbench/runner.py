@@ -81,6 +81,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one (method, model, dataset) cell and return its summary."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
     batch_size, num_steps = plan_steps(cfg)
     protocol, score_at = eval_steps(cfg.eval_at, num_steps)
