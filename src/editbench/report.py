@@ -92,6 +92,7 @@ def plot_norms(run_dirs: list[Path], path: Path, title: str = "") -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
+    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv go (default: root)")
     parser.add_argument("--plot-norms", nargs="+", type=Path, metavar="RUN_DIR",
                         help="also write norms.png (Fig. 2 style) from these run directories")
     parser.add_argument("--by", nargs="+", default=["method", "model", "dataset"],
@@ -104,11 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         raise SystemExit(f"unknown --by columns {missing}; available: {sorted(df.columns)}")
     out = table(df, args.by)
-    (args.root / "report.md").write_text(out.to_markdown(index=False) + "\n")
-    out.to_csv(args.root / "report.csv", index=False)
+    dest = args.out or args.root
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "report.md").write_text(out.to_markdown(index=False) + "\n")
+    out.to_csv(dest / "report.csv", index=False)
     print(out.to_string(index=False))
     if args.plot_norms:
-        plot_norms(args.plot_norms, args.root / "norms.png")
+        plot_norms(args.plot_norms, dest / "norms.png")
 
 
 if __name__ == "__main__":
