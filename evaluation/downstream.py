@@ -70,25 +70,33 @@ def evaluate_downstream(
         return {}
 
     data_dir = Path(data_dir).expanduser()
+    # Read every file before touching the model, so a missing file fails at once.
+    loaded = {name: load_docs(SPECS[name].reader, data_dir / SPECS[name].file, n_examples) for name in tasks}
     max_length = _context_length(model, max_length)
-    lm = _wrap(model, tokenizer, batch_size, max_length)
+    was_training = bool(getattr(model, "training", False))
+    _quiet_lm_eval()
+    lm = _wrap(model, tokenizer, batch_size, max_length)  # HFLM calls model.eval(); restored below
     results: dict[str, Result] = {}
-    for name in tasks:
-        spec = SPECS[name]
-        docs, data_hash = load_docs(spec.reader, data_dir / spec.file, n_examples)
-        start = time.perf_counter()
-        config = lm_eval_config(spec, docs, tokenizer)
-        raw = _run(lm, config, seed=seed, chat_template=chat_template)["results"][config["task"]]
-        seconds = time.perf_counter() - start
-        results[name] = {
-            **_metrics(spec, raw),
-            "n": len(docs),
-            "seconds": round(seconds, 3),
-            "truncated": _truncated_fraction(spec, docs, tokenizer, max_length),
-            "prompt_hash": spec.prompt_hash,
-            "data_hash": data_hash,
-            "chat_template": bool(chat_template),
-        }
+    try:
+        for name in tasks:
+            spec = SPECS[name]
+            docs, data_hash = loaded[name]
+            config = lm_eval_config(spec, docs, tokenizer)
+            start = time.perf_counter()
+            raw = _run(lm, config, seed=seed, chat_template=chat_template)["results"][config["task"]]
+            seconds = time.perf_counter() - start
+            results[name] = {
+                **_metrics(spec, raw),
+                "n": len(docs),
+                "seconds": round(seconds, 3),
+                "truncated": _truncated_fraction(spec, docs, tokenizer, max_length),
+                "prompt_hash": spec.prompt_hash,
+                "data_hash": data_hash,
+                "chat_template": bool(chat_template),
+            }
+    finally:
+        if was_training:
+            model.train()
     return results
 
 
@@ -149,11 +157,7 @@ def _run(lm: Any, config: dict[str, Any], *, seed: int, chat_template: bool, log
     """
     from lm_eval.evaluator import evaluate
 
-    lm_logger = logging.getLogger("lm_eval")
-    if lm_logger.level == logging.NOTSET:
-        # lm-eval logs several INFO/WARNING lines per call; the runner calls us every k steps.
-        # A user who set a level for "lm_eval" keeps it.
-        lm_logger.setLevel(logging.ERROR)
+    _quiet_lm_eval()
     with _rng_preserved():
         _seed_everything(seed)
         loaded = _task_manager().load([config])
@@ -162,6 +166,16 @@ def _run(lm: Any, config: dict[str, Any], *, seed: int, chat_template: bool, log
             task.set_fewshot_seed(seed=seed)
         return evaluate(lm=lm, task_dict=loaded, bootstrap_iters=0, log_samples=log_samples,
                         apply_chat_template=chat_template, fewshot_as_multiturn=False)
+
+
+def _quiet_lm_eval() -> None:
+    """lm-eval logs several INFO/WARNING lines per call, and the runner calls us every k steps.
+
+    Only when nobody configured the "lm_eval" logger: a user who set a level keeps it.
+    """
+    lm_logger = logging.getLogger("lm_eval")
+    if lm_logger.level == logging.NOTSET:
+        lm_logger.setLevel(logging.ERROR)
 
 
 def _seed_everything(seed: int) -> None:
@@ -204,6 +218,13 @@ def _metrics(spec: TaskSpec, raw: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _truncated_fraction(spec: TaskSpec, docs: list[dict], tokenizer: Any, max_length: int) -> float:
-    budget = max_length - spec.max_gen_toks if spec.output_type == "generate_until" else max_length - 4
+    """Fraction of prompts that do not fit max_length with their answer (lm-eval cuts them on the left).
+
+    Counted on the raw prompt, so with chat_template=true it is a lower bound.
+    """
+    if spec.output_type == "generate_until":
+        reserve = spec.max_gen_toks
+    else:
+        reserve = max(len(tokenizer(" " + c, add_special_tokens=False)["input_ids"]) for c in spec.choices)
     lengths = [len(ids) for ids in tokenizer([spec.render(d) for d in docs])["input_ids"]]
-    return sum(n > budget for n in lengths) / max(1, len(lengths))
+    return sum(n + reserve > max_length for n in lengths) / max(1, len(lengths))
