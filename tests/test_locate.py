@@ -185,3 +185,18 @@ def test_several_layers_in_one_optimisation_equal_separate_runs(tiny):
     for j, layer in enumerate([0, 2]):  # not the last layer: δ there cannot reach later positions
         alone = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, reqs, ["{}"], layer, "mlp_out", params)
         torch.testing.assert_close(joint.values[j * 2 : j * 2 + 2], alone.values, rtol=1e-4, atol=1e-5)
+
+
+def test_second_moment_equals_mean_outer_product_by_hand(tiny, shared_data, isolated_cache):
+    from editbench.locate.stats import corpus_text, token_windows
+
+    params = StatsParams(n_tokens=600, max_len=32)
+    c0 = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, shared_data)(1)
+    text, _ = corpus_text("wikitext2", shared_data)
+    keys = []
+    for window in token_windows(tiny.tokenizer, text, 600, 32):
+        with Trace(tiny.spec.down_proj(tiny.model, 1), retain_input=True) as t:
+            final_hidden(tiny.model, pad_right([window], 0))  # the full forward, no early stop
+        keys.append(t.input[0].double())
+    K = torch.cat(keys)
+    torch.testing.assert_close(c0, K.T @ K / len(K), rtol=1e-5, atol=1e-8)

@@ -9,6 +9,7 @@ reused for another model or setting.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from editbench.errors import DataError
-from editbench.locate.trace import Trace
+from editbench.locate.trace import StopForward, Trace, stop_after
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,9 @@ class SecondMoments:
             bs = self.params.batch_size
             for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
                 batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
-                self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                      use_cache=False)
+                with contextlib.suppress(StopForward), stop_after(self.spec.down_proj(self.model, max(layers))):
+                    self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                          use_cache=False)
                 mask = batch.attention_mask.bool()
                 count += int(mask.sum())
                 for layer, trace in traces.items():

@@ -108,3 +108,25 @@ def frozen_prefix(layers: Iterable[nn.Module], cached_output: torch.Tensor) -> I
                 del layer.forward
             else:
                 layer.forward = forward
+
+
+class StopForward(Exception):
+    """Raised by `stop_after` to end a forward pass once everything needed has been read."""
+
+
+@contextlib.contextmanager
+def stop_after(module: nn.Module) -> Iterator[None]:
+    """Abort the forward pass right after `module` runs (catch StopForward around the call).
+
+    Statistics of layer l need nothing above it: skipping the upper layers of a 30-layer model
+    to collect C0 at layers 1-11 saves about two thirds of the compute.
+    """
+
+    def hook(_module, _args, _output):
+        raise StopForward
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
