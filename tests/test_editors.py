@@ -1,0 +1,33 @@
+"""The Editor base: the non-finite guard and the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from editbench.editors.base import REGISTRY, build_editor
+from editbench.errors import ConfigError, NumericalError
+from editbench.locate.context import EditContext
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e39])  # 1e39 overflows float32
+def test_nonfinite_update_is_rejected_and_weights_stay(tiny, bad):
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]])
+    editor = build_editor("ft", ctx, OmegaConf.create({"layer": 1, "on_nonfinite": "skip"}))
+    before = tiny.spec.get_weight(tiny.model, 1).clone()
+    new = before.double().clone()
+    new[0, 0] = bad
+    assert editor.write_weight(1, new) is False
+    assert torch.equal(tiny.spec.get_weight(tiny.model, 1), before)
+    strict = build_editor("ft", ctx, OmegaConf.create({"layer": 1, "on_nonfinite": "abort"}))
+    with pytest.raises(NumericalError, match="non-finite"):
+        strict.write_weight(1, new)
+    assert torch.equal(tiny.spec.get_weight(tiny.model, 1), before)
+
+
+def test_unknown_method_names_the_choices(tiny):
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]])
+    with pytest.raises(ConfigError, match="unknown method 'nope'.*mose"):
+        build_editor("nope", ctx, OmegaConf.create({}))
+    assert {"ft", "mose", "mose_oft"} <= set(REGISTRY)
