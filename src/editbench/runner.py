@@ -161,7 +161,7 @@ def _score(scorer: Scorer, requests: list[EditRequest], eval_step: int, edit_ste
     records = []
     for i, rec in enumerate(scorer.score(requests)):
         step_edited = edit_step if edit_step is not None else i // meta["batch_size"] + 1
-        full = {**meta, "eval_step": eval_step, "edit_step": step_edited, **rec}
+        full = {**meta, "n": len(requests), "eval_step": eval_step, "edit_step": step_edited, **rec}
         sink.write(full)
         records.append(full)
     return records
