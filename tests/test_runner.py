@@ -98,3 +98,13 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isola
     assert "| mose" in md and "| ft" in md and "reliability" in md
     assert (tmp_path / "report.csv").is_file()
     assert (tmp_path / "norms.png").stat().st_size > 1000
+
+
+def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_data, isolated_cache):
+    summary = tiny_run(tmp_path, shared_data, "method=ft", "num_edits=3", "downstream=glue",
+                       "downstream.n_examples=4", "downstream.every_k_steps=2")
+    records = read_jsonl(tmp_path / "downstream.jsonl")
+    assert sorted({r["step"] for r in records}) == [0, 2, 3]
+    assert {r["task"] for r in records} == {"rte_ll", "sst2_ll"}
+    assert all(r["retention"] == 1.0 for r in records if r["step"] == 0)
+    assert summary["downstream"]["step"] == 3 and "rte_ll_retention" in summary["downstream"]

@@ -114,12 +114,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "method": cfg.method.name, "model": lm.name, "seed": int(cfg.seed)}
 
     steps_sink, edits_sink = JsonlSink(run_dir / "steps.jsonl"), JsonlSink(run_dir / "edits.jsonl")
+    downstream = Downstream(cfg.get("downstream"), lm, data_dir, int(cfg.seed), run_dir, meta)
     wandb = WandbSink(cfg.logger.wandb, run_dir, OmegaConf.to_container(cfg, resolve=True),
                       name=f"{cfg.method.name}-{lm.name}-{cfg.dataset.name}-s{cfg.seed}")
     telemetry = Telemetry(lm.spec, lm.model, ctx.originals)
     every = max(int(cfg.telemetry_every), 1)
     final_records: list[dict] = []
     try:
+        downstream.maybe(0, num_steps, wandb)  # pre-edit baseline, before the first edit
         for step in tqdm(range(1, num_steps + 1), desc=f"{cfg.method.name} edits", unit="step"):
             batch = requests[(step - 1) * batch_size : step * batch_size]
             t_edit = time.perf_counter()
@@ -136,16 +138,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 final_records += _score(scorer, batch, step, step, meta, edits_sink)
             if step in score_at and step != num_steps:
                 _score(scorer, requests[: step * batch_size], step, None, meta, edits_sink)
+            if step != num_steps:
+                downstream.maybe(step, num_steps, wandb)
         finalize_diag = editor.finalize()
         if finalize_diag:
             steps_sink.write({**meta, "step": "finalize", **finalize_diag, "matrices": telemetry()})
+        downstream.maybe(num_steps, num_steps, wandb)  # after the last step (and PRUNE's finalize)
         if protocol != "immediate":
             final_records = _score(scorer, requests, num_steps, None, meta, edits_sink)
     finally:
         steps_sink.close()
         edits_sink.close()
+        downstream.close()
 
-    summary = {**meta, "n": len(final_records), **summarize(final_records),
+    summary = {**meta, "n": len(final_records), **summarize(final_records), "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
                "model_source": lm.source, "load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds}
     write_json(run_dir / "summary.json", summary)
@@ -154,6 +160,46 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     wandb.finish()
     print_summary(summary)
     return summary
+
+
+class Downstream:
+    """General abilities (evaluation/) before the first edit, every k steps and after the last.
+
+    Each evaluation appends one record per task to downstream.jsonl with the absolute score and
+    its ratio to the pre-edit score (the paper's "retains 95.73%").
+    """
+
+    def __init__(self, cfg: Any, lm: Any, data_dir: Path, seed: int, run_dir: Path, meta: dict) -> None:
+        self.cfg, self.lm, self.data_dir, self.seed, self.meta = cfg, lm, data_dir, seed, meta
+        self.enabled = bool(cfg and cfg.get("tasks"))
+        self.sink = JsonlSink(run_dir / "downstream.jsonl") if self.enabled else None
+        self.baseline: dict | None = None
+        self.last: dict = {}
+
+    def maybe(self, step: int, num_steps: int, wandb: WandbSink) -> None:
+        every = int(self.cfg.get("every_k_steps") or 0) if self.enabled else 0
+        if not self.enabled or not (step in (0, num_steps) or (every and step % every == 0)):
+            return
+        from evaluation.downstream import evaluate_downstream, retention
+
+        scores = evaluate_downstream(
+            self.lm.model, self.lm.tokenizer, self.data_dir, list(self.cfg.tasks), self.cfg.get("n_examples"),
+            batch_size=int(self.cfg.get("batch_size", 8)), max_length=int(self.cfg.get("max_length", 1024)),
+            seed=self.seed, chat_template=bool(self.cfg.get("chat_template", False)))
+        if self.baseline is None:
+            self.baseline = scores
+        ratios = retention(scores, self.baseline)
+        for task, result in scores.items():
+            self.sink.write({**self.meta, "step": step, "task": task, **result, "retention": ratios.get(task)})
+        numeric = {t: {k: v for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+                   for t, r in scores.items()}
+        wandb.log({"downstream": numeric, "retention": ratios}, step=step)
+        self.last = {"step": step, **{t: r["score"] for t, r in scores.items()},
+                     **{f"{t}_retention": v for t, v in ratios.items()}}
+
+    def close(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
 
 
 def _score(scorer: Scorer, requests: list[EditRequest], eval_step: int, edit_step: int | None,
