@@ -12,7 +12,8 @@ case "${1:-all}" in
 lambda|all)
   # λ on the CounterFact *train* split (D5), never on the evaluated split.
   $PY -m editbench --multirun method=mose dataset.split=train num_edits=${LAMBDA_EDITS:-10} \
-      method.mom2_update_weight=${LAMBDAS:-10,100,1000} $common hydra.sweep.dir=$RUNS/lambda
+      method.mom2_update_weight=${LAMBDAS:-1,10,100,1000} $common hydra.sweep.dir=$RUNS/lambda \
+      'hydra.sweep.subdir=lambda-${method.mom2_update_weight}'
   $PY -m editbench.report $RUNS/lambda --by override:method.mom2_update_weight --out $OUT/lambda
   ;;&
 norms|all)
