@@ -11,8 +11,7 @@ import torch
 
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
-from editbench.locate.forward import final_hidden
-from editbench.locate.trace import Trace, frozen_prefix
+from editbench.locate.forward import FrozenBelow
 from editbench.locate.values import build_prompts, target_losses
 
 
@@ -25,24 +24,14 @@ class FineTune(Editor):
         before = param.detach().clone()
         self.original(layer)
         prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
-        prefix = [ctx.spec.layer(ctx.model, i) for i in range(layer)]
-        with torch.no_grad():
-            tracer = Trace(prefix[-1], retain_output=True) if prefix else None
-            final_hidden(ctx.model, prompts.batch)
-            cached = tracer.output if tracer else None
-            if tracer:
-                tracer.close()
+        below = FrozenBelow.capture(ctx.model, ctx.spec, prompts.batch, layer)
         param.requires_grad_(True)
         opt = torch.optim.Adam([param], lr=float(cfg.lr))
         losses = []
         try:
             for _ in range(int(cfg.steps)):
                 opt.zero_grad()
-                if prefix:
-                    with frozen_prefix(prefix, cached):
-                        hidden = final_hidden(ctx.model, prompts.batch)
-                else:
-                    hidden = final_hidden(ctx.model, prompts.batch)
+                hidden = below.hidden(ctx.model, prompts.batch)
                 nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
                 losses.append(nll.tolist())
                 if bool((nll < float(cfg.early_stop)).all()):

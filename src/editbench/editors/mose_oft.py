@@ -16,8 +16,7 @@ import torch
 
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
-from editbench.locate.forward import final_hidden
-from editbench.locate.trace import Trace, frozen_prefix
+from editbench.locate.forward import FrozenBelow
 from editbench.locate.values import build_prompts, target_losses
 
 
@@ -62,14 +61,7 @@ class MoseOft(Editor):
         params = {layer: R.clone().requires_grad_(True) for layer, R in self.R.items()}
         opt = torch.optim.Adam(list(params.values()), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
         prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
-        bottom = min(self.layers)
-        prefix = [ctx.spec.layer(ctx.model, i) for i in range(bottom)]
-        with torch.no_grad():
-            tracer = Trace(prefix[-1], retain_output=True) if prefix else None
-            final_hidden(ctx.model, prompts.batch)
-            cached = tracer.output if tracer else None
-            if tracer:
-                tracer.close()
+        below = FrozenBelow.capture(ctx.model, ctx.spec, prompts.batch, min(self.layers))
 
         def rotate_keys(layer):
             def pre_hook(_module, args):
@@ -86,8 +78,7 @@ class MoseOft(Editor):
         try:
             for _ in range(int(cfg.steps)):
                 opt.zero_grad()
-                with frozen_prefix(prefix, cached):
-                    hidden = final_hidden(ctx.model, prompts.batch)
+                hidden = below.hidden(ctx.model, prompts.batch)
                 nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
                 losses.append(nll.tolist())
                 nll.sum().backward()

@@ -6,9 +6,12 @@ editing and scoring read a handful of positions per prompt, so the head runs on 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from editbench.locate.prompts import Batch
+from editbench.locate.trace import Trace, frozen_prefix
 
 
 def final_hidden(model, batch: Batch, cache=None) -> torch.Tensor:
@@ -39,3 +42,30 @@ def logits_at(model, batch: Batch, rows: torch.Tensor, cols: torch.Tensor) -> to
     """Logits at (rows[i], cols[i]) for every i: (N, vocab), float32."""
     hidden = final_hidden(model, batch)
     return head_logits(model, hidden[rows, cols])
+
+
+@dataclass
+class FrozenBelow:
+    """The decoder layers strictly below `layer` and their output on a batch, computed once.
+
+    Training something at `layer` never changes what the layers below it compute, so each step
+    replays `output` through `frozen_prefix(layers, output)` instead of recomputing them.
+    """
+
+    layers: list
+    output: torch.Tensor | None
+
+    @classmethod
+    @torch.no_grad()
+    def capture(cls, model, spec, batch: Batch, layer: int) -> FrozenBelow:
+        layers = [spec.layer(model, i) for i in range(layer)]
+        if not layers:
+            return cls([], None)
+        with Trace(layers[-1], retain_output=True) as tracer:
+            final_hidden(model, batch)
+        return cls(layers, tracer.output)
+
+    def hidden(self, model, batch: Batch) -> torch.Tensor:
+        """final_hidden(model, batch) with the frozen layers replayed."""
+        with frozen_prefix(self.layers, self.output):
+            return final_hidden(model, batch)
