@@ -158,6 +158,25 @@ def test_prune_restrains_the_accumulated_update_from_w0(tiny_ctx, mode):
     assert not torch.allclose(expected, W0 + steps[0] + steps[1], atol=1e-3)  # the restraint did act
 
 
+class KeyedStats(FixedStats):
+    def key(self, layer: int) -> str:
+        return f"fixed-{layer}"
+
+
+def test_alphaedit_projector_cache(tiny, isolated_cache):
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]], KeyedStats(tiny.spec.ffn_size))
+    cfg = _cfg("alphaedit", nullspace_threshold=0.5)
+    first = build_editor("alphaedit", ctx, cfg)
+    assert first.stat_layers() == [1, 2]
+    P = first.projector(1)
+    assert len(list((isolated_cache / "projectors").glob("P-layer1-*.safetensors"))) == 1
+    second = build_editor("alphaedit", ctx, cfg)
+    assert second.stat_layers() == [2]  # C0 is no longer needed where P is cached
+    assert torch.equal(second.projector(1), P)
+    other_tau = build_editor("alphaedit", ctx, _cfg("alphaedit", nullspace_threshold=0.1))
+    assert other_tau.stat_layers() == [1, 2]  # τ is part of the key
+
+
 def test_alphaedit_state_roundtrip_and_rome_layer_check(tiny_ctx):
     editor = build_editor("alphaedit", tiny_ctx, _cfg("alphaedit"))
     editor.cache_c[1] += torch.eye(tiny_ctx.spec.ffn_size)
@@ -169,10 +188,12 @@ def test_alphaedit_state_roundtrip_and_rome_layer_check(tiny_ctx):
 
 
 # --- end to end through the runner ---------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["rome", "memit", "emmet", "rect", "prune", "alphaedit"])
-def test_runs_end_to_end_on_the_tiny_model(method, tmp_path, shared_data, isolated_cache):
+@pytest.mark.parametrize(("method", "extra"), [
+    ("rome", []), ("rome", ["method.mom2_adjustment=true"]), ("memit", []), ("emmet", []), ("rect", []),
+    ("prune", []), ("prune", ["method.mode=online"]), ("alphaedit", [])])
+def test_runs_end_to_end_on_the_tiny_model(method, extra, tmp_path, shared_data, isolated_cache):
     cfg = compose_cfg(f"method={method}", "model=tiny-llama", "num_edits=3", "stats.n_tokens=2000",
-                      "logger.wandb.mode=disabled", f"data_dir={shared_data}", "method.value.steps=3")
+                      "logger.wandb.mode=disabled", f"data_dir={shared_data}", "method.value.steps=3", *extra)
     run(cfg, tmp_path)
     steps = [s for s in read_jsonl(tmp_path / "steps.jsonl") if s["step"] != "finalize"]
     layers = sorted(int(x) for x in cfg.method.layers)
@@ -181,5 +202,7 @@ def test_runs_end_to_end_on_the_tiny_model(method, tmp_path, shared_data, isolat
         assert s["layers"] == layers and sorted(int(x) for x in s["matrices"]) == layers
         assert all(s["matrices"][str(x)]["delta_fro"] > 0 for x in layers)
     assert len(read_jsonl(tmp_path / "edits.jsonl")) == 3
-    if method == "alphaedit":  # P cached under the C0 key + τ, and found by the next editor
+    finalize = [s for s in read_jsonl(tmp_path / "steps.jsonl") if s["step"] == "finalize"]
+    assert len(finalize) == (method == "prune" and not extra)  # post-hoc PRUNE restrains once, at the end
+    if method == "alphaedit":  # P cached under the C0 key + τ
         assert len(list((isolated_cache / "projectors").glob("P-layer*.safetensors"))) == len(layers)
