@@ -11,8 +11,7 @@ import torch
 
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
-from editbench.locate.forward import FrozenBelow
-from editbench.locate.values import build_prompts, target_losses
+from editbench.locate.finetune import minimise_target_nll
 
 
 @register("ft")
@@ -23,24 +22,15 @@ class FineTune(Editor):
         param = ctx.spec.down_proj(ctx.model, layer).weight
         before = param.detach().clone()
         self.original(layer)
-        prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
-        below = FrozenBelow.capture(ctx.model, ctx.spec, prompts.batch, layer)
+        limit = float(cfg.norm_constraint)
+
+        def clamp() -> None:  # each entry within ±norm_constraint of its value before this edit
+            param.copy_(torch.clamp(param, before - limit, before + limit))
+
         param.requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=float(cfg.lr))
-        losses = []
         try:
-            for _ in range(int(cfg.steps)):
-                opt.zero_grad()
-                hidden = below.hidden(ctx.model, prompts.batch)
-                nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
-                losses.append(nll.tolist())
-                if bool((nll < float(cfg.early_stop)).all()):
-                    break
-                nll.sum().backward()
-                opt.step()
-                with torch.no_grad():
-                    limit = float(cfg.norm_constraint)
-                    param.copy_(torch.clamp(param, before - limit, before + limit))
+            losses = minimise_target_nll(ctx, requests, [param], layer, steps=int(cfg.steps), lr=float(cfg.lr),
+                                         early_stop=float(cfg.early_stop), project=clamp)
         finally:
             param.requires_grad_(False)
         new = ctx.spec.get_weight(ctx.model, layer).to(torch.float64)

@@ -16,8 +16,7 @@ import torch
 
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
-from editbench.locate.forward import FrozenBelow
-from editbench.locate.values import build_prompts, target_losses
+from editbench.locate.finetune import minimise_target_nll
 
 
 def cayley(R: torch.Tensor) -> torch.Tensor:
@@ -59,9 +58,6 @@ class MoseOft(Editor):
         for layer in self.layers:  # train against W0 with the rotation applied to the keys
             ctx.spec.set_weight(ctx.model, layer, originals[layer])
         params = {layer: R.clone().requires_grad_(True) for layer, R in self.R.items()}
-        opt = torch.optim.Adam(list(params.values()), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
-        prompts = build_prompts(ctx.tokenizer, requests, ["{}"], ctx.device)
-        below = FrozenBelow.capture(ctx.model, ctx.spec, prompts.batch, min(self.layers))
 
         def rotate_keys(layer):
             def pre_hook(_module, args):
@@ -74,18 +70,10 @@ class MoseOft(Editor):
 
         handles = [ctx.spec.down_proj(ctx.model, layer).register_forward_pre_hook(rotate_keys(layer))
                    for layer in self.layers]
-        losses = []
         try:
-            for _ in range(int(cfg.steps)):
-                opt.zero_grad()
-                hidden = below.hidden(ctx.model, prompts.batch)
-                nll, _ = target_losses(ctx.model, hidden, prompts, len(requests))
-                losses.append(nll.tolist())
-                nll.sum().backward()
-                opt.step()
-                with torch.no_grad():
-                    for R in params.values():
-                        self._project(R)
+            losses = minimise_target_nll(
+                ctx, requests, list(params.values()), min(self.layers), steps=int(cfg.steps), lr=float(cfg.lr),
+                weight_decay=float(cfg.weight_decay), project=lambda: [self._project(R) for R in params.values()])
         finally:
             for h in handles:
                 h.remove()
