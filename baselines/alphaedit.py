@@ -25,8 +25,9 @@ from editbench.data.records import EditRequest
 from editbench.editors.base import register
 from editbench.locate.reads import group_mean, read_at_subject
 from editbench.locate.spread import LayerTarget
-from editbench.locate.stats import _atomic_save, cache_root
+from editbench.locate.stats import atomic_save
 from editbench.locate.templates import flat
+from editbench.models import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class AlphaEdit(Memit):
             else:
                 P = null_space_projector(self.ctx.stats(layer), self.threshold).float()
                 if path is not None:
-                    _atomic_save({"P": P}, path, {"threshold": repr(self.threshold),
+                    atomic_save({"P": P}, path, {"threshold": repr(self.threshold),
                                                   "stats_key": self.ctx.stats.key(layer)})
             log.info("AlphaEdit layer %d: null space keeps %d of %d directions", layer,
                      round(float(torch.trace(P))), P.shape[0])

@@ -22,14 +22,11 @@ from safetensors.torch import load_file, save_file
 
 from editbench.errors import DataError
 from editbench.locate.trace import StopForward, Trace, stop_after
+from editbench.models import cache_root
 
 log = logging.getLogger(__name__)
 
 CORPORA = {"wikitext2": "wikitext2/wiki.test.raw"}
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("EDITBENCH_CACHE", Path.home() / ".cache" / "editbench"))
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ class SecondMoments:
         if missing:
             for layer, c0 in self._compute(missing).items():
                 self._memory[layer] = c0
-                _atomic_save({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+                atomic_save({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
         return {layer: self._memory[layer] for layer in layers}
 
     @torch.no_grad()
@@ -159,7 +156,7 @@ class SecondMoments:
         return {layer: (s / count).double().cpu() for layer, s in sums.items()}
 
 
-def _atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
+def atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
