@@ -20,6 +20,7 @@ def test_nonfinite_update_is_rejected_and_weights_stay(tiny, bad):
     new[0, 0] = bad
     assert editor.write_weight(1, new) is False
     assert torch.equal(tiny.spec.get_weight(tiny.model, 1), before)
+    assert editor.take_rejected() == [1] and editor.take_rejected() == []
     strict = build_editor("ft", ctx, OmegaConf.create({"layer": 1, "on_nonfinite": "abort"}))
     with pytest.raises(NumericalError, match="non-finite"):
         strict.write_weight(1, new)

@@ -134,6 +134,7 @@ def test_value_optimisation_reaches_top1_on_tiny(tiny, site):
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])
 @pytest.mark.parametrize("site", ["residual", "mlp_out"])
 def test_fast_value_optimisation_equals_straightforward(arch, site):
+    from editbench.bench import reference_values
     from editbench.models import load_model
     from tests.conftest import tiny_cfg
 
@@ -142,9 +143,10 @@ def test_fast_value_optimisation_equals_straightforward(arch, site):
     templates = ["{}", "A somewhat longer prefix than the other. {}"]
     reqs = [FRANCE, DARRIEUX]
     fast = optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, 2, site, params)
-    slow = optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, 2, site, params, fast=False)
-    torch.testing.assert_close(fast.values, slow.values, rtol=1e-4, atol=1e-5)
-    assert fast.steps == slow.steps
+    # the straightforward one: per request, full forward, full-vocabulary logits, weight gradients
+    slow = reference_values(lm, reqs, templates, 2, site, params)
+    torch.testing.assert_close(fast.values, slow, rtol=1e-4, atol=1e-5)
+    assert not any(p.requires_grad or p.grad is not None for p in lm.model.parameters())
 
 
 @pytest.mark.smollm2

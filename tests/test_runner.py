@@ -7,16 +7,15 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_dir
+import torch
 
+from editbench.config import compose
 from editbench.runner import eval_steps, run
 from editbench.sinks import read_jsonl
-from tests.conftest import REPO
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose(overrides)
 
 
 def tiny_run(tmp_path, shared_data, *overrides: str) -> dict:
@@ -108,3 +107,20 @@ def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_dat
     assert {r["task"] for r in records} == {"rte_ll", "sst2_ll"}
     assert all(r["retention"] == 1.0 for r in records if r["step"] == 0)
     assert summary["downstream"]["step"] == 3 and "rte_ll_retention" in summary["downstream"]
+
+
+def test_bench_splits_an_edit_into_phases_in_a_fresh_process(tmp_path, shared_data, isolated_cache, monkeypatch):
+    from editbench.bench import main
+
+    monkeypatch.setenv("EDITBENCH_DATA", str(shared_data))
+    monkeypatch.setenv("EDITBENCH_CACHE", str(isolated_cache))
+    report = main(["--model", "tiny-llama", "--methods", "mose", "--edits", "2", "--sections", "methods",
+                   "--set", "stats.n_tokens=2000", "--threads", "1", "--out", str(tmp_path)])
+    (mose,) = report["methods"]
+    per_edit = mose["per_edit_seconds"]
+    assert mose["edits"] == 2 and per_edit["values"] > 0 and per_edit["keys"] > 0 and per_edit["scoring"] > 0
+    steps = read_jsonl(tmp_path / "runs" / "mose-b1" / "steps.jsonl")
+    for s in steps:  # the phases add up to the edit's wall time
+        assert abs(sum(s["phases"].values()) - s["edit_seconds"]) < 1e-6
+    assert json.loads((tmp_path / "bench.json").read_text())["machine"]["torch"] == torch.__version__
+    assert "Seconds per edit, by phase" in (tmp_path / "bench.md").read_text()

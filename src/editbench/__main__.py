@@ -11,21 +11,27 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from editbench.config import CONF_DIR
 from editbench.errors import EditbenchError
 
 # Nothing may wait for a model or data hub: this harness works offline by default.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ.setdefault(var, "1")
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+CONF = str(CONF_DIR)
 
 
 @hydra.main(version_base=None, config_path=CONF, config_name="config")
 def main(cfg: DictConfig) -> dict | None:
     from editbench.runner import run
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)  # = resume=<dir> when continuing a run
     try:
-        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+        return run(cfg, run_dir)
+    except KeyboardInterrupt:
+        print(f"\neditbench: interrupted; finished steps are in {run_dir}. Continue with the same overrides "
+              f"plus resume={run_dir}", file=sys.stderr)
+        sys.exit(130)
     except EditbenchError as err:
         if cfg.get("debug"):
             raise

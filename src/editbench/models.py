@@ -224,7 +224,7 @@ class LoadedModel:
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_SOURCES = ("embedded", "gguf", "hf", "tiny")
+_SOURCES = ("embedded", "gguf", "hf", "tiny", "random")
 
 
 def load_model(cfg: Mapping) -> LoadedModel:
@@ -240,6 +240,8 @@ def load_model(cfg: Mapping) -> LoadedModel:
 
     if source == "tiny":
         model, tok, what = _load_tiny(cfg)
+    elif source == "random":
+        model, tok, what = _load_random(cfg)
     elif source == "hf":
         model, tok, what = _load_hf(cfg)
     else:
@@ -482,6 +484,28 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
         json.dump(obj, f, indent=1)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def _load_random(cfg: Mapping) -> tuple[Any, Any, str]:
+    """A model dir's architecture and tokenizer with random weights (seeded).
+
+    For timing where the weights cannot go (a lent GPU machine takes 64 MiB): the FLOPs, shapes
+    and prompts are the real model's; its answers are not.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    path, name = cfg.get("path"), cfg["name"]
+    if not path or not (Path(str(path)).expanduser() / "config.json").is_file():
+        raise ConfigError(f"model {name!r}: source random needs model.path, a dir with config.json and a tokenizer")
+    path = str(Path(str(path)).expanduser().resolve())
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    seed = int((cfg.get("tiny") or {}).get("seed", 0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.to(dtype=_dtype(cfg), device=_device(cfg))
+    return model, tok, f"random:{path}:seed={seed}"
 
 
 # --- tiny random models -----------------------------------------------------------------------

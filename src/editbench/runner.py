@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from editbench import checkpoint
 from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
 from editbench.editors.base import build_editor
@@ -31,8 +33,9 @@ from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.locate.templates import generate_context_templates
 from editbench.models import load_model
 from editbench.scoring import Scorer
-from editbench.sinks import JsonlSink, WandbSink, write_json
+from editbench.sinks import JsonlSink, WandbSink, read_jsonl, write_json
 from editbench.telemetry import Telemetry
+from editbench.timing import clock, take
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one (method, model, dataset) cell and return its summary."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    resuming = bool(cfg.get("resume"))
+    if resuming and (run_dir / "summary.json").is_file():
+        log.info("%s already finished; nothing to resume", run_dir)
+        return json.loads((run_dir / "summary.json").read_text())
+    if not resuming and read_jsonl(run_dir / "steps.jsonl"):
+        raise ConfigError(f"{run_dir} already holds a run's results; continue it with resume={run_dir}, "
+                          "or give this run its own hydra.run.dir")
+    checkpoint.check_config(run_dir, cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     seed_everything(int(cfg.seed))
@@ -93,11 +104,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     lm = load_model(cfg.model)
     log.info("model %s (%s) loaded in %.1f s", lm.name, lm.source, lm.load_seconds)
 
-    groups = generate_context_templates(lm.model, lm.tokenizer, [list(p) for p in cfg.method.templates.length_params],
-                                        seed=int(cfg.seed))
-    if cfg.method.templates.get("grouping", "memit") == "flat":  # ROME: one plain mean over all templates
-        groups = [[t for g in groups for t in g]]
-    (run_dir / "context_templates.json").write_text(json.dumps(groups, indent=1))
+    groups = context_templates(cfg, lm, run_dir)
     stats = SecondMoments(lm.model, lm.tokenizer, lm.spec, lm.fingerprint, StatsParams.from_cfg(cfg.stats), data_dir)
     ctx = EditContext(lm.model, lm.tokenizer, lm.spec, groups, stats)
     editor = build_editor(cfg.method.name, ctx, cfg.method)
@@ -113,25 +120,39 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "scorer": f"token_tf/{locality}", "dataset": cfg.dataset.get("label", cfg.dataset.name),
             "method": cfg.method.name, "model": lm.name, "seed": int(cfg.seed)}
 
+    # After the pre-edit snapshot (it needs W0), before the sinks open the files it trims.
+    done = resume_from_checkpoint(run_dir, editor, ctx) if resuming else 0
     steps_sink, edits_sink = JsonlSink(run_dir / "steps.jsonl"), JsonlSink(run_dir / "edits.jsonl")
     downstream = Downstream(cfg.get("downstream"), lm, data_dir, int(cfg.seed), run_dir, meta)
     wandb = WandbSink(cfg.logger.wandb, run_dir, OmegaConf.to_container(cfg, resolve=True),
                       name=f"{cfg.method.name}-{lm.name}-{cfg.dataset.name}-s{cfg.seed}")
     telemetry = Telemetry(lm.spec, lm.model, ctx.originals)
     every = max(int(cfg.telemetry_every), 1)
+    checkpoint_every = int(cfg.get("checkpoint_every") or 0)
     final_records: list[dict] = []
+    if protocol == "immediate":
+        final_records = [r for r in read_jsonl(run_dir / "edits.jsonl") if not r.get("final")]
     try:
-        downstream.maybe(0, num_steps, wandb)  # pre-edit baseline, before the first edit
-        for step in tqdm(range(1, num_steps + 1), desc=f"{cfg.method.name} edits", unit="step"):
+        if done == 0:
+            downstream.maybe(0, num_steps, wandb)  # pre-edit baseline, before the first edit
+        else:
+            downstream.reload_baseline()
+        for step in tqdm(range(done + 1, num_steps + 1), desc=f"{cfg.method.name} edits", unit="step",
+                         initial=done, total=num_steps):
             batch = requests[(step - 1) * batch_size : step * batch_size]
-            t_edit = time.perf_counter()
+            take()
+            t_edit = clock()
             diag = editor.edit(batch)
-            edit_seconds = time.perf_counter() - t_edit
-            record = {"step": step, "case_ids": [r.case_id for r in batch], "edit_seconds": edit_seconds, **diag}
+            edit_seconds = clock() - t_edit
+            record = {"step": step, "case_ids": [r.case_id for r in batch], "edit_seconds": edit_seconds,
+                      "phases": phase_split(edit_seconds, take()), **diag}
+            rejected = editor.take_rejected()
+            if rejected:  # the guard kept these matrices as they were: the step's edit failed there
+                record |= {"edit_failed": True, "rejected_layers": rejected}
             if step % every == 0 or step == num_steps:
-                t_tel = time.perf_counter()
+                t_tel = clock()
                 record["matrices"] = telemetry()
-                record["telemetry_seconds"] = time.perf_counter() - t_tel
+                record["telemetry_seconds"] = clock() - t_tel
             steps_sink.write({**meta, **record})
             wandb.log({k: v for k, v in record.items() if k in ("edit_seconds", "matrices")}, step=step)
             if protocol == "immediate":
@@ -140,12 +161,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 _score(scorer, requests[: step * batch_size], step, None, meta, edits_sink)
             if step != num_steps:
                 downstream.maybe(step, num_steps, wandb)
+            if checkpoint_every and (step % checkpoint_every == 0 or step == num_steps):
+                checkpoint.save(run_dir, step, editor, ctx)  # after every record of the step
         finalize_diag = editor.finalize()
         if finalize_diag:
             steps_sink.write({**meta, "step": "finalize", **finalize_diag, "matrices": telemetry()})
-        downstream.maybe(num_steps, num_steps, wandb)  # after the last step (and PRUNE's finalize)
+        downstream.maybe(num_steps, num_steps, wandb, final=True)  # after the last step (and PRUNE's finalize)
         if protocol != "immediate":
-            final_records = _score(scorer, requests, num_steps, None, meta, edits_sink)
+            final_records = _score(scorer, requests, num_steps, None, {**meta, "final": True}, edits_sink)
     finally:
         steps_sink.close()
         edits_sink.close()
@@ -153,7 +176,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     summary = {**meta, "n": len(final_records), **summarize(final_records), "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
-               "model_source": lm.source, "load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds}
+               "model_source": lm.source}
+    # Timings live apart from the results, so the same config and seed give an identical summary.json.
+    write_json(run_dir / "timing.json", {"load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds,
+                                         "scoring_seconds": scorer.seconds, "peak_rss_mib": peak_rss_mib(),
+                                         "peak_device_mib": peak_device_mib()})
     write_json(run_dir / "summary.json", summary)
     wandb.table("edits", final_records)
     wandb.summary(summary)
@@ -176,7 +203,13 @@ class Downstream:
         self.baseline: dict | None = None
         self.last: dict = {}
 
-    def maybe(self, step: int, num_steps: int, wandb: WandbSink) -> None:
+    def reload_baseline(self) -> None:
+        """On resume: the pre-edit scores recorded before the first edit."""
+        if self.enabled:
+            path = self.sink.path
+            self.baseline = {r["task"]: r for r in read_jsonl(path) if r.get("step") == 0} or None
+
+    def maybe(self, step: int, num_steps: int, wandb: WandbSink, final: bool = False) -> None:
         every = int(self.cfg.get("every_k_steps") or 0) if self.enabled else 0
         if not self.enabled or not (step in (0, num_steps) or (every and step % every == 0)):
             return
@@ -190,7 +223,8 @@ class Downstream:
             self.baseline = scores
         ratios = retention(scores, self.baseline)
         for task, result in scores.items():
-            self.sink.write({**self.meta, "step": step, "task": task, **result, "retention": ratios.get(task)})
+            self.sink.write({**self.meta, "step": step, "task": task, **result, "retention": ratios.get(task),
+                             **({"final": True} if final else {})})
         numeric = {t: {k: v for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)}
                    for t, r in scores.items()}
         wandb.log({"downstream": numeric, "retention": ratios}, step=step)
@@ -200,6 +234,45 @@ class Downstream:
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
+
+
+def context_templates(cfg: DictConfig, lm, run_dir: Path) -> list[list[str]]:
+    """The method's context-template groups, sampled once per run and kept in the run dir (resume reads them)."""
+    path = run_dir / "context_templates.json"
+    if cfg.get("resume") and path.is_file():
+        return json.loads(path.read_text())
+    groups = generate_context_templates(lm.model, lm.tokenizer, [list(p) for p in cfg.method.templates.length_params],
+                                        seed=int(cfg.seed))
+    if cfg.method.templates.get("grouping", "memit") == "flat":  # ROME: one plain mean over all templates
+        groups = [[t for g in groups for t in g]]
+    path.write_text(json.dumps(groups, indent=1))
+    return groups
+
+
+def resume_from_checkpoint(run_dir: Path, editor, ctx) -> int:
+    """Restore the last checkpoint (if any), drop records written after it; the number of steps done."""
+    ckpt = checkpoint.load(run_dir)
+    done = ckpt.step if ckpt else 0
+    dropped = checkpoint.truncate_records(run_dir, done)
+    if ckpt:
+        checkpoint.restore(ckpt, editor, ctx)
+    log.info("resuming %s after step %d (records dropped past it: %s)", run_dir, done, dropped)
+    return done
+
+
+def phase_split(edit_seconds: float, phases: dict[str, float]) -> dict[str, float]:
+    """An edit's wall time as keys + values (the shared machinery) + solve (the method's own rest)."""
+    keys, values = phases.get("keys", 0.0), phases.get("values", 0.0)
+    return {"keys": keys, "values": values, "solve": max(edit_seconds - keys - values, 0.0)}
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_device_mib() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
 
 def _score(scorer: Scorer, requests: list[EditRequest], eval_step: int, edit_step: int | None,

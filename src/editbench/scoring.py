@@ -18,6 +18,7 @@ import torch
 from editbench.data.records import EditRequest
 from editbench.locate.forward import logits_at
 from editbench.locate.prompts import encode, pad_id, pad_right, target_ids
+from editbench.timing import clock
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ class Scorer:
         self.model, self.tokenizer, self.locality, self.batch_size = model, tokenizer, locality, batch_size
         self.pre: dict[str, list[Scored]] = {}
         self.pre_scores: dict[str, dict] = {}
+        self.seconds = 0.0  # wall time of post-edit scoring, for the benchmark
         self.snapshot_pre(requests)
 
     def _locality_pairs(self, req: EditRequest) -> list[tuple[str, str]]:
@@ -98,6 +100,7 @@ class Scorer:
 
     def score(self, requests: list[EditRequest], *, pre: bool = False) -> list[dict]:
         """One record of metrics per request."""
+        start = clock()
         pairs: list[tuple[str, str]] = []
         plan = []
         for r in requests:
@@ -143,4 +146,6 @@ class Scorer:
                 rec["ns"] = _mean([float(t.mean_logp > n.mean_logp)
                                    for n, t in zip(part("ns_new"), part("ns_true"), strict=True)])
             records.append(rec)
+        if not pre:
+            self.seconds += clock() - start
         return records

@@ -46,6 +46,7 @@ class Telemetry:
     def __init__(self, spec, model, originals: dict[int, torch.Tensor]) -> None:
         self.spec, self.model, self.originals = spec, model, originals
         self._sv0: dict[int, torch.Tensor] = {}
+        self._last: dict[int, tuple[torch.Tensor, dict]] = {}  # the matrix last measured, its stats
 
     def __call__(self, layers: list[int] | None = None) -> dict[str, dict]:
         layers = sorted(self.originals) if layers is None else layers
@@ -54,5 +55,11 @@ class Telemetry:
             W0 = self.originals[layer]
             if layer not in self._sv0:
                 self._sv0[layer] = singular_values(W0)
-            out[str(layer)] = matrix_stats(self.spec.get_weight(self.model, layer), W0, self._sv0[layer])
+            W = self.spec.get_weight(self.model, layer)
+            last = self._last.get(layer)
+            if last is not None and torch.equal(last[0], W):  # untouched since: an SVD saved
+                out[str(layer)] = last[1]
+                continue
+            out[str(layer)] = matrix_stats(W, W0, self._sv0[layer])
+            self._last[layer] = (W.detach().clone(), out[str(layer)])
         return out

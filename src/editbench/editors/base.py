@@ -38,6 +38,7 @@ class Editor:
     def __init__(self, ctx: EditContext, cfg: Any) -> None:
         self.ctx, self.cfg = ctx, cfg
         self.on_nonfinite = cfg.get("on_nonfinite", "skip") if hasattr(cfg, "get") else "skip"
+        self.rejected: list[int] = []  # layers whose update the non-finite guard refused, since last taken
 
     # --- the protocol -------------------------------------------------------------------
     def edit(self, requests: list[EditRequest]) -> dict:
@@ -57,6 +58,11 @@ class Editor:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         pass
+
+    def take_rejected(self) -> list[int]:
+        """Layers refused by the non-finite guard since the last call (the runner logs the step as failed)."""
+        out, self.rejected = self.rejected, []
+        return out
 
     # --- shared helpers -----------------------------------------------------------------
     def weight(self, layer: int) -> torch.Tensor:
@@ -78,6 +84,7 @@ class Editor:
             if self.on_nonfinite == "abort":
                 raise NumericalError(msg + " (on_nonfinite=abort)")
             log.warning(msg)
+            self.rejected.append(layer)
             return False
         self.ctx.spec.set_weight(self.ctx.model, layer, new)
         return True

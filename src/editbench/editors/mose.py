@@ -122,7 +122,7 @@ class Mose(Editor):
         W = self.weight(layer)
         outputs = keys.to(W) @ W.T
         M = self.lam * self.gram(layer) + targets.to(W).T @ outputs  # λ W C0 Wᵀ + V_E (W K_E)ᵀ
-        Q = procrustes(M) @ self.rotations.get(layer, torch.eye(W.shape[0], dtype=torch.float64))
+        Q = procrustes(M) @ self.rotations.get(layer, torch.eye(W.shape[0], dtype=torch.float64, device=W.device))
         if self.write_weight(layer, Q @ self.original(layer)):
             self.rotations[layer] = Q
         return orthogonality_error(self.rotations.get(layer, Q))
@@ -140,5 +140,5 @@ class Mose(Editor):
         return {f"rotation.{layer}": Q for layer, Q in self.rotations.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.rotations = {int(k.split(".")[1]): v.to(torch.float64) for k, v in state.items()
+        self.rotations = {int(k.split(".")[1]): v.to(self.ctx.device, torch.float64) for k, v in state.items()
                           if k.startswith("rotation.")}

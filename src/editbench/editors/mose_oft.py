@@ -86,7 +86,7 @@ class MoseOft(Editor):
             else:  # rejected: back to the weight of the previous R
                 previous = block_diag(cayley(self.R[layer].double()))
                 ctx.spec.set_weight(ctx.model, layer, originals[layer] @ previous.T)
-            eye = torch.eye(Q.shape[0], dtype=Q.dtype)
+            eye = torch.eye(Q.shape[0], dtype=Q.dtype, device=Q.device)
             diag["orthogonality"][str(layer)] = float(torch.linalg.matrix_norm(Q.T @ Q - eye))
         return diag
 
@@ -95,4 +95,4 @@ class MoseOft(Editor):
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for key, value in state.items():
-            self.R[int(key.split(".")[1])] = value
+            self.R[int(key.split(".")[1])] = value.to(self.ctx.device)

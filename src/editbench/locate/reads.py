@@ -9,6 +9,7 @@ from editbench.locate.forward import final_hidden
 from editbench.locate.prompts import encode_with_subject, pad_id, pad_right
 from editbench.locate.templates import flat
 from editbench.locate.trace import Trace
+from editbench.timing import timed
 
 Site = tuple[int, str]  # (layer, "key" | "residual" | "mlp_out")
 
@@ -24,6 +25,7 @@ def _module(ctx, site: Site):
     raise ValueError(f"unknown site kind {kind!r}")
 
 
+@timed("keys")
 @torch.no_grad()
 def read_at_subject(ctx, requests: list[EditRequest], templates: list[str], sites: list[Site]) -> dict:
     """Vectors at the subject's last token of every (request, template) prompt.

@@ -25,6 +25,7 @@ from editbench.data.records import EditRequest
 from editbench.locate.forward import final_hidden, head_logits
 from editbench.locate.prompts import Batch, encode_with_subject, pad_both, pad_id, target_ids
 from editbench.locate.trace import Trace, add_at_positions, frozen_prefix
+from editbench.timing import timed
 
 KL_PROMPT = "{} is a"
 
@@ -131,10 +132,20 @@ def _site_module(spec, model, layer: int, site: str):
     raise ValueError(f"unknown value site {site!r}; use 'residual' or 'mlp_out'")
 
 
-def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tensor | None = None):
+def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tensor | None = None,
+                  full_head: bool = False):
     """Per-request NLL (mean over each prompt's target tokens, then over the request's prompts)
-    and KL(p ‖ p_0) on the KL prompts (None when log_p0 is None)."""
-    logp = torch.log_softmax(head_logits(model, hidden[pr.target_rows, pr.target_cols]), dim=-1)
+    and KL(p ‖ p_0) on the KL prompts (None when log_p0 is None).
+
+    The LM head runs only at the target and KL positions; `full_head` runs it at every position
+    first, as a plain `model(...).logits` would (the benchmark's reference, same numbers).
+    """
+    everywhere = head_logits(model, hidden) if full_head else None
+
+    def head_at(rows, cols):
+        return everywhere[rows, cols] if everywhere is not None else head_logits(model, hidden[rows, cols])
+
+    logp = torch.log_softmax(head_at(pr.target_rows, pr.target_cols), dim=-1)
     token_logp = logp.gather(1, pr.target_tokens[:, None]).squeeze(1)
     n_prompts = pr.n_rewrite
     prompt_sum = torch.zeros(n_prompts, device=hidden.device).index_add(0, pr.target_prompt, token_logp)
@@ -145,11 +156,12 @@ def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tenso
     nll = nll / torch.bincount(pr.prompt_owner, minlength=n).float()
     if log_p0 is None:
         return nll, None
-    log_p = torch.log_softmax(head_logits(model, hidden[pr.kl_rows, pr.kl_cols]), dim=-1)
+    log_p = torch.log_softmax(head_at(pr.kl_rows, pr.kl_cols), dim=-1)
     kl = F.kl_div(log_p0, log_p, log_target=True, reduction="none").sum(dim=-1)  # KL(p_δ ‖ p_0)
     return nll, kl
 
 
+@timed("values")
 def optimize_values(
     model,
     tokenizer,
@@ -161,6 +173,7 @@ def optimize_values(
     params: ValueParams,
     *,
     fast: bool = True,
+    full_head: bool = False,
 ) -> ValueResult:
     """Optimise one δ per request at (layer, site); return v* = h0 + δ for each.
 
@@ -173,7 +186,8 @@ def optimize_values(
     cache for columns < c and records the hidden state leaving the last layer below the site;
     every optimisation step then runs only columns ≥ c through the layers above the site.
     Small-batch steps on a CPU are bound by reading the weights, so sharing passes between
-    layers and requests is nearly free.
+    layers and requests is nearly free. `fast=False, full_head=True` is the straightforward
+    implementation (full forward, full-vocabulary logits), kept as the reference.
     """
     device = next(model.parameters()).device
     layers = [layer] if isinstance(layer, int) else [int(x) for x in layer]
@@ -227,7 +241,7 @@ def optimize_values(
             hidden = final_hidden(model, step_prompts.batch, cache=cache)
         if cache is not None:
             _restore(cache, prefix_kv)
-        nll, kl = target_losses(model, hidden, step_prompts, n, log_p0)
+        nll, kl = target_losses(model, hidden, step_prompts, n, log_p0, full_head=full_head)
         wd = params.weight_decay * delta.norm(dim=1) / h0_norm**2
         loss = nll + params.kl_factor * kl + wd
         losses.append(loss.tolist())
