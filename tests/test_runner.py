@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
 from editbench.config import compose
 from editbench.runner import eval_steps, run
 from editbench.sinks import read_jsonl
+from tests.conftest import REPO
 
 
 def compose_cfg(*overrides: str):
@@ -88,15 +91,29 @@ def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, shared_data, is
 def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isolated_cache):
     from editbench.report import collect, main
 
-    for method in ("mose", "ft"):
-        tiny_run(tmp_path / method, shared_data, f"method={method}", "num_edits=2")
-    df = collect(tmp_path)
-    assert sorted(df.method) == ["ft", "mose"]
-    main([str(tmp_path), "--by", "method", "--plot-norms", str(tmp_path / "mose"), str(tmp_path / "ft")])
-    md = (tmp_path / "report.md").read_text()
-    assert "| mose" in md and "| ft" in md and "reliability" in md
-    assert (tmp_path / "report.csv").is_file()
-    assert (tmp_path / "norms.png").stat().st_size > 1000
+    cells = [("mose", "counterfact", 0), ("mose", "counterfact", 1), ("ft", "counterfact", 0),
+             ("mose", "zsre", 0), ("ft", "zsre", 0)]
+    for method, dataset, seed in cells:
+        tiny_run(tmp_path / "runs" / f"{method}-{dataset}-{seed}", shared_data, f"method={method}",
+                 f"dataset={dataset}", f"seed={seed}", "num_edits=2")
+    df = collect(tmp_path / "runs")
+    assert sorted(df.method) == ["ft", "ft", "mose", "mose", "mose"]
+    assert set(df["config:method.mom2_update_weight"].dropna()) == {10.0}
+
+    main([str(tmp_path / "runs"), "--by", "method", "dataset", "--out", str(tmp_path / "flat"),
+          "--plot-norms", str(tmp_path / "runs" / "mose-counterfact-0"), str(tmp_path / "runs" / "ft-counterfact-0")])
+    flat = pd.read_csv(tmp_path / "flat" / "report.csv")
+    mose_cf = flat[(flat.method == "mose") & (flat.dataset == "CounterFact")].iloc[0]
+    assert mose_cf["seeds"] == 2 and "reliability std" in flat
+    runs = df[(df.method == "mose") & (df.dataset == "CounterFact")]
+    assert mose_cf["reliability"] == round(runs.reliability.mean() * 100, 2)
+    assert (tmp_path / "flat" / "norms.png").stat().st_size > 1000
+
+    main([str(tmp_path / "runs"), "--layout", "paper", "--out", str(tmp_path / "paper")])
+    md = (tmp_path / "paper" / "report.md").read_text()
+    assert md.index("MOSE (paper)") > 0 and "ZsRE (easyedit convention) Rel." in md and "CounterFact Loc." in md
+    tex = (tmp_path / "paper" / "report.tex").read_text()
+    assert "\\begin{tabular}" in tex and "ZsRE" in tex
 
 
 def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_data, isolated_cache):
@@ -124,3 +141,32 @@ def test_bench_splits_an_edit_into_phases_in_a_fresh_process(tmp_path, shared_da
         assert abs(sum(s["phases"].values()) - s["edit_seconds"]) < 1e-6
     assert json.loads((tmp_path / "bench.json").read_text())["machine"]["torch"] == torch.__version__
     assert "Seconds per edit, by phase" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.parametrize("experiment", ["table1", "table2", "fig2", "fig3", "fig4"])
+@pytest.mark.parametrize("scale", ["cpu", "paper"])
+def test_experiment_configs_compose_at_both_scales(experiment, scale):
+    cfg = compose([f"+experiment={experiment}", f"scale={scale}"])
+    assert cfg.scale.name == scale
+    assert cfg.model.name == ("smollm2-135m" if scale == "cpu" else "llama3-8b")
+    edits = cfg.num_steps * cfg.batch_size if cfg.num_edits is None else cfg.num_edits
+    assert edits == {"table1": cfg.scale.single_edits, "table2": cfg.scale.batch_steps * 10,
+                     "fig2": cfg.scale.single_edits, "fig3": cfg.scale.downstream_edits,
+                     "fig4": cfg.scale.ablation_edits}[experiment]
+    assert edits >= (200 if scale == "cpu" and experiment in ("table1", "table2") else 100)
+
+
+def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, shared_data):
+    sweep = tmp_path / "sweep-42"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDITBENCH_DATA": str(shared_data)}
+    proc = subprocess.run([sys.executable, "-m", "editbench", "--multirun", "method=mose,ft", "model=tiny-llama",
+                           "num_edits=1", "stats.n_tokens=2000", "threads=1", "hydra/launcher=local",
+                           "logger.wandb.mode=offline", f"hydra.sweep.dir={sweep}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Joblib" in proc.stdout + proc.stderr  # the parallel launcher ran the cells
+    runs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert [r.name.split("-")[1] for r in runs] == ["mose", "ft"]
+    for run_dir in runs:
+        log = next(run_dir.glob("wandb/offline-run-*/logs/debug.log")).read_text()
+        assert "'group': 'sweep-42'" in log

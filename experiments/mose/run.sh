@@ -25,8 +25,11 @@ norms|all)
   ;;&
 selection|all)
   # The paper's Fig. 4 ablation at our scale: fixed layer, selected layer, selected + neighbours.
-  $PY -m editbench --multirun method=mose method.layer_selection=fixed,select,select_neighbors \
-      num_edits=${EDITS:-100} $common hydra.sweep.dir=$RUNS/selection
-  $PY -m editbench.report $RUNS/selection --by override:method.layer_selection --out $OUT/selection
+  # select_neighbors is the default, i.e. the norms block's MOSE run: it is read from there.
+  for mode in fixed select; do
+    $PY -m editbench method=mose method.layer_selection=$mode num_edits=${EDITS:-100} $common \
+        hydra.run.dir=$RUNS/selection/$mode
+  done
+  $PY -m editbench.report $RUNS/selection $RUNS/norms/mose --by config:method.layer_selection --out $OUT/selection
   ;;
 esac

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from editbench.config import CONF_DIR
@@ -25,7 +26,10 @@ CONF = str(CONF_DIR)
 def main(cfg: DictConfig) -> dict | None:
     from editbench.runner import run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)  # = resume=<dir> when continuing a run
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)  # = resume=<dir> when continuing a run
+    if hydra_cfg.mode == RunMode.MULTIRUN and not cfg.logger.wandb.get("group"):
+        cfg.logger.wandb.group = Path(hydra_cfg.sweep.dir).name  # one W&B group per sweep
     try:
         return run(cfg, run_dir)
     except KeyboardInterrupt:

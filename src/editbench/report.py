@@ -1,7 +1,14 @@
-"""`python -m editbench.report <sweep_dir> [--by key ...]`: a table of every run under a directory.
+"""`python -m editbench.report <dir> [<dir> ...]`: tables and figures from finished runs.
 
-Reads each run's summary.json and resolved Hydra overrides with pandas and writes
-`report.md` and `report.csv` next to the runs (scores in %, the paper's convention).
+Every folder below the given dirs that holds a summary.json is one run. Its row carries the
+summary (scores), `config:<dotted key>` columns from the run's saved config, `override:<key>`
+columns from Hydra's overrides, and `ds:<task>` columns for the last downstream scores and
+retention ratios. Scores are in % (the paper's convention); runs that differ only in the seed
+are averaged (mean, and std where there are several).
+
+    python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
+    python -m editbench.report runs/ --layout paper --out experiments/table1   # Table 1 layout (md, tex, csv)
+    python -m editbench.report runs/ --plot-norms runs/mose runs/memit         # Fig. 2
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import pandas as pd
 import yaml
 
 METRICS = ["reliability", "generalization", "locality", "es", "ps", "ns"]
+SHORT = {"reliability": "Rel.", "generalization": "Gen.", "locality": "Loc.", "es": "ES", "ps": "PS", "ns": "NS"}
 
 
 def _overrides(run_dir: Path) -> dict:
@@ -24,24 +32,67 @@ def _overrides(run_dir: Path) -> dict:
     return {k.lstrip("+~"): v for k, v in pairs}
 
 
-def collect(root: Path) -> pd.DataFrame:
-    """One row per run directory (any folder holding a summary.json) below root."""
+def _config(run_dir: Path) -> dict:
+    """The run's config, flattened to dotted keys (run_config.yaml, else Hydra's copy)."""
+    for path in (run_dir / "run_config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if path.is_file():
+            return _flatten(yaml.safe_load(path.read_text()) or {})
+    return {}
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value if not isinstance(value, list) else str(value)
+    return out
+
+
+def collect(*roots: Path) -> pd.DataFrame:
+    """One row per run directory (any folder holding a summary.json) below the roots."""
     rows = []
-    for summary in sorted(Path(root).rglob("summary.json")):
-        record = json.loads(summary.read_text())
-        row = {k: v for k, v in record.items() if not isinstance(v, dict)}
-        row |= {f"pre_{k}": v for k, v in record.get("pre", {}).items()}
-        row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
-        row["run_dir"] = str(summary.parent.relative_to(root))
-        rows.append(row)
+    for root in roots:
+        root = Path(root)
+        for summary in sorted(root.rglob("summary.json")):
+            record = json.loads(summary.read_text())
+            row = {k: v for k, v in record.items() if not isinstance(v, dict)}
+            row |= {f"pre_{k}": v for k, v in record.get("pre", {}).items()}
+            row |= {f"ds:{k}": v for k, v in (record.get("downstream") or {}).items() if k != "step"}
+            row |= {f"config:{k}": v for k, v in _config(summary.parent).items()}
+            row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
+            row["label"] = row.get("config:method.label") or row.get("method")
+            row["run_dir"] = str(summary.parent)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
 def table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    metrics = [m for m in METRICS if m in df]
-    out = df[by + ["n"] + metrics].copy()
-    out[metrics] = (out[metrics] * 100).round(2)
-    return out.sort_values(by).reset_index(drop=True)
+    """One row per `by` cell: scores in %, averaged over seeds (with ± std where there are several)."""
+    metrics = [m for m in METRICS if m in df] + [c for c in df if c.startswith("ds:")]
+    grouped = df.groupby(by, dropna=False)
+    out = grouped[metrics].mean() * 100
+    std = grouped[metrics].std() * 100
+    out.insert(0, "n", grouped["n"].first())
+    out.insert(1, "seeds", grouped.size())
+    for m in metrics:
+        if (out["seeds"] > 1).any():
+            out[f"{m} std"] = std[m]
+    return out.round(2).reset_index()
+
+
+def paper_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1/2 layout: one row per method label, per dataset the columns Rel. / Gen. / Loc."""
+    cells = table(df, ["label", "dataset"])
+    metrics = [m for m in ("reliability", "generalization", "locality") if m in cells]
+    wide = cells.pivot(index="label", columns="dataset", values=metrics)
+    wide = wide.swaplevel(0, 1, axis=1).sort_index(axis=1, level=0)
+    wide = wide.reindex(columns=[(d, m) for d in cells["dataset"].unique() for m in metrics])
+    wide.columns = pd.MultiIndex.from_tuples([(d, SHORT[m]) for d, m in wide.columns])
+    order = ["ROME", "MEMIT", "RECT", "EMMET", "PRUNE", "AlphaEdit", "MOSE (paper)", "MOSE (released code)"]
+    ranked = sorted(wide.index, key=lambda x: (order.index(x) if x in order else len(order), x))
+    return wide.loc[ranked]
 
 
 def trajectories(run_dir: Path) -> pd.DataFrame:
@@ -54,7 +105,8 @@ def trajectories(run_dir: Path) -> pd.DataFrame:
             continue
         for layer, stats in rec.get("matrices", {}).items():
             rows.append({"method": rec["method"], "step": rec["step"], "layer": int(layer),
-                         "fro": stats["fro"], "cond": float(stats["cond"])})
+                         "fro": stats["fro"], "cond": float(stats["cond"]),
+                         "fro0": stats.get("fro0"), "cond0": stats.get("cond0")})
     return pd.DataFrame(rows)
 
 
@@ -76,10 +128,12 @@ def plot_norms(run_dirs: list[Path], path: Path, title: str = "") -> None:
             part = part.sort_values("step")
             label = f"{part.method.iloc[0]}" if j == 0 else None
             for ax, key in zip(axes, ("fro", "cond"), strict=True):
-                ax.plot(part.step, part[key] / part[key].iloc[0], color=colour, alpha=0.7, label=label)
+                # relative to W0 (older runs without it: to the first value logged)
+                base = part[f"{key}0"].iloc[0] if pd.notna(part[f"{key}0"].iloc[0]) else part[key].iloc[0]
+                ax.plot(part.step, part[key] / base, color=colour, alpha=0.7, label=label)
     for ax, name in zip(axes, ("Frobenius norm", "condition number"), strict=True):
         ax.set_xlabel("edit step")
-        ax.set_ylabel(f"{name} / value at step 1")
+        ax.set_ylabel(f"{name} / before editing")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -90,26 +144,36 @@ def plot_norms(run_dirs: list[Path], path: Path, title: str = "") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv go (default: root)")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("roots", type=Path, nargs="+", help="sweep or run dirs (searched recursively)")
+    parser.add_argument("--out", type=Path, default=None, help="where report.md/.csv(/.tex) go (default: first root)")
+    parser.add_argument("--layout", choices=["flat", "paper"], default="flat",
+                        help="flat: one row per --by cell; paper: methods × (dataset, metric) as in Tables 1-2")
     parser.add_argument("--plot-norms", nargs="+", type=Path, metavar="RUN_DIR",
                         help="also write norms.png (Fig. 2 style) from these run directories")
     parser.add_argument("--by", nargs="+", default=["method", "model", "dataset"],
-                        help="columns that identify a row (e.g. override:method.mom2_update_weight)")
+                        help="columns that identify a row (e.g. config:method.mom2_update_weight)")
     args = parser.parse_args(argv)
-    df = collect(args.root)
+    df = collect(*args.roots)
     if df.empty:
-        raise SystemExit(f"no summary.json under {args.root}")
-    missing = [c for c in args.by if c not in df]
-    if missing:
-        raise SystemExit(f"unknown --by columns {missing}; available: {sorted(df.columns)}")
-    out = table(df, args.by)
-    dest = args.out or args.root
+        raise SystemExit(f"no summary.json under {', '.join(map(str, args.roots))}")
+    dest = args.out or args.roots[0]
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "report.md").write_text(out.to_markdown(index=False) + "\n")
-    out.to_csv(dest / "report.csv", index=False)
-    print(out.to_string(index=False))
+    if args.layout == "paper":
+        out = paper_table(df)
+        flat = out.set_axis([f"{d} {m}" for d, m in out.columns], axis=1)
+        (dest / "report.md").write_text(flat.to_markdown(floatfmt=".2f") + "\n")
+        (dest / "report.tex").write_text(out.style.format(precision=2).to_latex(hrules=True, multicol_align="c"))
+        flat.to_csv(dest / "report.csv")
+        print(out.to_string())
+    else:
+        missing = [c for c in args.by if c not in df]
+        if missing:
+            raise SystemExit(f"unknown --by columns {missing}; available: {sorted(df.columns)}")
+        out = table(df, args.by)
+        (dest / "report.md").write_text(out.to_markdown(index=False) + "\n")
+        out.to_csv(dest / "report.csv", index=False)
+        print(out.to_string(index=False))
     if args.plot_norms:
         plot_norms(args.plot_norms, dest / "norms.png")
 

@@ -14,6 +14,12 @@ def singular_values(W: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(W.detach().to(torch.float64))
 
 
+def smallest_nonzero(sv: torch.Tensor, shape: tuple[int, ...]) -> float:
+    """The smallest σ above numpy.linalg.matrix_rank's tolerance σ_max · max(d, m) · eps (0.0 if none)."""
+    nonzero = sv[sv > sv[0] * max(shape) * torch.finfo(torch.float64).eps]
+    return float(nonzero[-1]) if len(nonzero) else 0.0
+
+
 def matrix_stats(W: torch.Tensor, W0: torch.Tensor | None = None, sv0: torch.Tensor | None = None) -> dict:
     """Frobenius and spectral norm, smallest non-zero σ, condition number, and drift from W0.
 
@@ -22,9 +28,7 @@ def matrix_stats(W: torch.Tensor, W0: torch.Tensor | None = None, sv0: torch.Ten
     """
     W = W.detach().to(torch.float64)
     sv = singular_values(W)
-    tol = sv[0] * max(W.shape) * torch.finfo(torch.float64).eps
-    nonzero = sv[sv > tol]
-    sigma_min = float(nonzero[-1]) if len(nonzero) else 0.0
+    sigma_min = smallest_nonzero(sv, W.shape)
     stats = {
         "fro": float(torch.linalg.matrix_norm(W)),
         "spectral": float(sv[0]),
@@ -60,6 +64,8 @@ class Telemetry:
             if last is not None and torch.equal(last[0], W):  # untouched since: an SVD saved
                 out[str(layer)] = last[1]
                 continue
-            out[str(layer)] = matrix_stats(W, W0, self._sv0[layer])
+            sv0 = self._sv0[layer]
+            out[str(layer)] = {**matrix_stats(W, W0, sv0), "fro0": float(sv0.norm()),
+                               "cond0": float(sv0[0]) / smallest_nonzero(sv0, tuple(W0.shape))}
             self._last[layer] = (W.detach().clone(), out[str(layer)])
         return out
