@@ -49,12 +49,14 @@ def test_resolve_data_dir_falls_back_to_env(tmp_path, monkeypatch):
     assert resolve_data_dir("") == tmp_path
 
 
-def test_resolve_data_dir_unset_says_how_to_fix(monkeypatch):
+def test_resolve_data_dir_unset_uses_the_demo_and_says_how_to_fix(monkeypatch, caplog):
+    from editbench.demo import demo_dir
+
     monkeypatch.delenv("EDITBENCH_DATA", raising=False)
-    with pytest.raises(DataError) as err:
-        resolve_data_dir(None)
-    msg = str(err.value)
-    assert "data_dir=" in msg and "EDITBENCH_DATA" in msg and "../shared/data" in msg
+    with caplog.at_level(logging.WARNING):
+        assert resolve_data_dir(None) == demo_dir()
+    msg = caplog.text
+    assert "demo set" in msg and "data_dir=" in msg and "EDITBENCH_DATA" in msg and "../shared/data" in msg
 
 
 @pytest.mark.parametrize("via_env", [False, True])

@@ -129,3 +129,16 @@ def test_unknown_config_keys_methods_and_models_at_the_command_line(tmp_path, ov
     assert "Traceback" not in log
     if "Could not find" in expected:
         assert "Available options" in log  # Hydra lists what exists
+
+
+def test_no_pickle_and_no_unsafe_torch_load_in_the_code():
+    import re
+
+    sources = [p for d in ("src", "baselines", "evaluation") for p in (REPO / d).rglob("*.py")]
+    assert len(sources) > 20
+    for path in sources:
+        text = path.read_text()
+        assert not re.search(r"^\s*(import|from) (pickle|dill|joblib)\b", text, re.M), path
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, (path, call)
+        assert "trust_remote_code=True" not in text, path

@@ -24,13 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from editbench import checkpoint
+from editbench.api import build_method, context_templates, make_scorer, second_moments
 from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
-from editbench.editors.base import build_editor
+from editbench.demo import is_demo_dir
 from editbench.errors import ConfigError
-from editbench.locate.context import EditContext
-from editbench.locate.stats import SecondMoments, StatsParams
-from editbench.locate.templates import generate_context_templates
 from editbench.models import load_model
 from editbench.scoring import Scorer
 from editbench.sinks import JsonlSink, WandbSink, read_jsonl, write_json
@@ -104,20 +102,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     lm = load_model(cfg.model)
     log.info("model %s (%s) loaded in %.1f s", lm.name, lm.source, lm.load_seconds)
 
-    groups = context_templates(cfg, lm, run_dir)
-    stats = SecondMoments(lm.model, lm.tokenizer, lm.spec, lm.fingerprint, StatsParams.from_cfg(cfg.stats), data_dir)
-    ctx = EditContext(lm.model, lm.tokenizer, lm.spec, groups, stats)
-    editor = build_editor(cfg.method.name, ctx, cfg.method)
-    if editor.stat_layers():
-        stats.get(editor.stat_layers())
-
-    scorer_name = cfg.dataset.get("scorer", "easyedit")
-    locality = "gold" if scorer_name == "memit" else "agreement"
+    groups = run_context_templates(cfg, lm, run_dir)
+    stats = second_moments(cfg, lm, data_dir)
+    editor = build_method(cfg, lm, stats, groups)
+    ctx = editor.ctx
     t0 = time.perf_counter()
-    scorer = Scorer(lm.model, lm.tokenizer, requests, locality=locality, batch_size=int(cfg.scoring.batch_size))
+    scorer = make_scorer(cfg, lm, requests)
     pre_seconds = time.perf_counter() - t0
     meta = {"protocol": protocol, "batch_size": batch_size, "num_steps": num_steps,
-            "scorer": f"token_tf/{locality}", "dataset": cfg.dataset.get("label", cfg.dataset.name),
+            "scorer": f"token_tf/{scorer.locality}", "dataset": cfg.dataset.get("label", cfg.dataset.name),
             "method": cfg.method.name, "model": lm.name, "seed": int(cfg.seed)}
 
     # After the pre-edit snapshot (it needs W0), before the sinks open the files it trims.
@@ -154,7 +147,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 record["matrices"] = telemetry()
                 record["telemetry_seconds"] = clock() - t_tel
             steps_sink.write({**meta, **record})
-            wandb.log({k: v for k, v in record.items() if k in ("edit_seconds", "matrices")}, step=step)
+            wandb.log({k: v for k, v in record.items()
+                       if k in ("edit_seconds", "phases", "telemetry_seconds", "matrices")}, step=step)
             if protocol == "immediate":
                 final_records += _score(scorer, batch, step, step, meta, edits_sink)
             if step in score_at and step != num_steps:
@@ -176,7 +170,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     summary = {**meta, "n": len(final_records), **summarize(final_records), "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
-               "model_source": lm.source}
+               "model_source": lm.source, "data_dir": str(data_dir), "demo_data": is_demo_dir(data_dir)}
     # Timings live apart from the results, so the same config and seed give an identical summary.json.
     write_json(run_dir / "timing.json", {"load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds,
                                          "scoring_seconds": scorer.seconds, "peak_rss_mib": peak_rss_mib(),
@@ -236,15 +230,12 @@ class Downstream:
             self.sink.close()
 
 
-def context_templates(cfg: DictConfig, lm, run_dir: Path) -> list[list[str]]:
-    """The method's context-template groups, sampled once per run and kept in the run dir (resume reads them)."""
+def run_context_templates(cfg: DictConfig, lm, run_dir: Path) -> list[list[str]]:
+    """The context-template groups, sampled once per run and kept in the run dir (resume reads them)."""
     path = run_dir / "context_templates.json"
     if cfg.get("resume") and path.is_file():
         return json.loads(path.read_text())
-    groups = generate_context_templates(lm.model, lm.tokenizer, [list(p) for p in cfg.method.templates.length_params],
-                                        seed=int(cfg.seed))
-    if cfg.method.templates.get("grouping", "memit") == "flat":  # ROME: one plain mean over all templates
-        groups = [[t for g in groups for t in g]]
+    groups = context_templates(cfg, lm)
     path.write_text(json.dumps(groups, indent=1))
     return groups
 

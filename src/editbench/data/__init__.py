@@ -7,6 +7,7 @@ from editbench.data.loaders import (
     SELECTIONS,
     ZSRE_CONVENTIONS,
     load_requests,
+    requests_from_records,
     resolve_data_dir,
 )
 from editbench.data.records import EditRequest
@@ -19,5 +20,6 @@ __all__ = [
     "ZSRE_CONVENTIONS",
     "EditRequest",
     "load_requests",
+    "requests_from_records",
     "resolve_data_dir",
 ]

@@ -9,6 +9,10 @@ names and maps each record of one of four schemas onto `EditRequest` (methods.md
 - `zsre`: MEND ZsRE (`src`, `alt`, `answers`, ...), read under the `easyedit` or `memit` convention;
 - `conceptedit`: the record schema of EasyEdit's concept-editing script.
 
+A file missing from the data directory may come from the download cache or, with
+EDITBENCH_ONLINE=1, be downloaded (data/download.py); with no data directory configured, the
+demo set shipped in the package is used (editbench.demo).
+
 Every record that is used is validated; a malformed one raises one `DataError` that names the file,
 the record's index, its case_id where it has one, and the field. JSON is parsed once per call, but
 only the selected records are converted, so loading 20 edits from a 10,000-record file is cheap.
@@ -29,7 +33,9 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from editbench.data.download import data_file, find_data_file
 from editbench.data.records import EditRequest
+from editbench.demo import demo_dir, is_demo_dir
 from editbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -48,23 +54,28 @@ _MAX_SHOWN = 5  # skipped-record indices named in the warning
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path:
-    """The data directory: the `data_dir` config key if given, else $EDITBENCH_DATA.
+    """The data directory: the `data_dir` config key if given, else $EDITBENCH_DATA, else the demo set.
 
-    No default path is guessed, so a run never silently reads some other copy of the data.
+    No other path is guessed, so a run never silently reads some other copy of the data; the
+    demo fallback (`editbench.demo.demo_dir()`, a few dozen edits shipped in the package) is
+    announced with a warning. The directory is logged either way.
     """
     source = "data_dir"
     if data_dir is None or str(data_dir) == "":
         data_dir, source = os.environ.get(DATA_ENV) or None, DATA_ENV
     if data_dir is None:
-        raise DataError(
-            f"no data directory: set data_dir=/path/to/data or the environment variable {DATA_ENV}. "
-            "On project machines the offline copy lives in ../shared/data (beside the repository)."
-        )
+        path = demo_dir()
+        log.warning("no data directory configured (data_dir=null, $%s unset): using the demo set shipped with "
+                    "editbench in %s (CounterFact-style edits written for smoke runs; its numbers are not "
+                    "comparable with published results). For the real data set data_dir=/path/to/data or %s "
+                    "(on project machines: ../shared/data).", DATA_ENV, path, DATA_ENV)
+        return path
     path = Path(data_dir).expanduser()
     if not path.is_dir():
         what = "does not exist" if not path.exists() else "is not a directory"
         raise DataError(f"data directory {path} (from {source}) {what}; point {source} at the folder "
                         "holding the edit data (on project machines: ../shared/data)")
+    log.info("data directory %s (from %s)", path, source)
     return path
 
 
@@ -123,12 +134,8 @@ def _spec(dataset_cfg: Mapping) -> _Spec:
 
 def _read_json_list(data_dir: Path, file: str) -> list:
     """Parse a JSON file whose top level is a list of records."""
-    path = data_dir / file
-    if not path.is_file():
-        raise DataError(
-            f"data file {path} not found. Set data_dir=... or {DATA_ENV} to the folder that holds "
-            f"{file} (on project machines: ../shared/data), or point dataset.file at the right file."
-        )
+    # A file missing from data_dir may come from the download cache or, online, be downloaded.
+    path = data_file(data_dir, file, hint="or point dataset.file at the right file")
     try:
         with path.open(encoding="utf-8") as fh:
             data = json.load(fh)
@@ -425,9 +432,10 @@ class _RomeSample:
 
 def _rome_sample(spec: _Spec, data_dir: Path) -> _RomeSample | None:
     """The enrichment sample if configured and present; its absence only costs ES/PS/NS."""
-    if spec.format != "easyedit" or spec.rome_file is None:
+    # The demo records have case_ids outside CounterFact's, so the sample could never match them.
+    if spec.format != "easyedit" or spec.rome_file is None or is_demo_dir(data_dir):
         return None
-    if not (data_dir / spec.rome_file).is_file():
+    if find_data_file(data_dir, spec.rome_file) is None:
         log.warning("dataset.rome_file %s not found under %s: CounterFact records get no neighbourhood "
                     "prompts, so ES/PS/NS cannot be scored", spec.rome_file, data_dir)
         return None
@@ -482,11 +490,30 @@ def load_requests(
             where = err.where or _record_label(spec.file, index, records[index])
             raise _Invalid(index, f"{where}: {err}") from err
 
-    if spec.on_bad_record == "skip":
-        requests = _take_skipping(one, order, spec, offset, num_edits)
-    else:
-        requests = _take_strict(one, order, spec, offset, num_edits)
+    take = _take_skipping if spec.on_bad_record == "skip" else _take_strict
+    try:
+        requests = take(one, order, spec, offset, num_edits)
+    except DataError as err:
+        if is_demo_dir(data_dir):  # most likely num_edits beyond the demo's size
+            raise DataError(f"{err} (This is the demo set shipped with editbench, {len(records)} records; "
+                            f"set data_dir=/path/to/data or {DATA_ENV} for the full data.)") from None
+        raise
     _log_case_fallbacks(requests, spec.file)
+    return requests
+
+
+def requests_from_records(records: list, *, format: str = "easyedit", name: str = "records",
+                          convention: str = "easyedit") -> list[EditRequest]:
+    """Convert in-memory records (e.g. dicts in EasyEdit's CounterFact schema) as `load_requests`
+    converts a file's, with the same validation; for the Python API."""
+    spec = _spec({"name": name, "format": format, "file": "in-memory records", "convention": convention})
+    convert = _CONVERTERS[spec.format]
+    requests = []
+    for index, raw in enumerate(records):
+        try:
+            requests.append(convert(_Fields(raw), _Context(spec, index)))
+        except _BadRecord as err:
+            raise DataError(f"{_record_label(spec.file, index, raw)}: {err}") from None
     return requests
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from editbench.data.download import data_file
+from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
 from editbench.locate.trace import StopForward, Trace, stop_after
 from editbench.models import cache_root
@@ -27,6 +29,9 @@ from editbench.models import cache_root
 log = logging.getLogger(__name__)
 
 CORPORA = {"wikitext2": "wikitext2/wiki.test.raw"}
+# The demo corpus lives in the package (editbench.demo), not in a data directory; a run on the demo
+# data dir uses it in place of WikiText-2, which cannot be shipped.
+DEMO_CORPUS = "demo"
 
 
 @dataclass(frozen=True)
@@ -43,11 +48,18 @@ class StatsParams:
 
 
 def corpus_text(corpus: str, data_dir: Path | None) -> tuple[str, str]:
-    """(text, corpus id). `corpus` is a key of CORPORA (under data_dir) or a path to a text file."""
-    if corpus in CORPORA:
+    """(text, corpus id). `corpus` is a key of CORPORA (under data_dir), "demo", or a path to a text file."""
+    if corpus in CORPORA and is_demo_dir(data_dir):
+        log.warning("the demo data has no %s; C0 comes from the demo statistics text (stats.corpus=%s), a "
+                    "rough estimate from a few thousand tokens", corpus, DEMO_CORPUS)
+        corpus = DEMO_CORPUS
+    if corpus == DEMO_CORPUS:
+        path = demo_dir() / STATS_FILE
+    elif corpus in CORPORA:
         if data_dir is None:
             raise DataError(f"statistics corpus {corpus!r} needs a data directory; set data_dir= or EDITBENCH_DATA")
-        path = Path(data_dir) / CORPORA[corpus]
+        # Missing from data_dir: the download cache, or (EDITBENCH_ONLINE=1) a checked download.
+        path = data_file(Path(data_dir), CORPORA[corpus], hint="or set stats.corpus= to a text file")
     else:
         path = Path(corpus)
     if not path.is_file():
