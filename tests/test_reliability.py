@@ -22,10 +22,10 @@ from tests.conftest import REPO
 TINY = ["model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]
 
 
-def cli(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
+def cli(*args: str, env_extra: dict | None = None, cwd_dir: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **(env_extra or {})}
-    return subprocess.Popen([sys.executable, "-m", "editbench", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen([sys.executable, "-m", "editbench", *args], cwd=cwd_dir or REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str]:
@@ -142,3 +142,13 @@ def test_no_pickle_and_no_unsafe_torch_load_in_the_code():
         for call in re.findall(r"torch\.load\([^)]*\)", text):
             assert "weights_only=True" in call, (path, call)
         assert "trust_remote_code=True" not in text, path
+
+
+def test_default_run_dir_then_resume_by_path(tmp_path, shared_data, isolated_cache):
+    env = {"EDITBENCH_CACHE": str(isolated_cache), "EDITBENCH_DATA": str(shared_data)}
+    code, log = finish(cli(*TINY, "num_edits=1", env_extra=env, cwd_dir=tmp_path))
+    assert code == 0, log
+    (run_dir,) = [p.parent for p in tmp_path.glob("outputs/*/*/summary.json")]  # Hydra's dated default
+    code, log = finish(cli(*TINY, "num_edits=1", f"resume={run_dir}", env_extra=env, cwd_dir=tmp_path))
+    assert code == 0 and "already finished" in log, log
+    assert len(list(tmp_path.glob("outputs/*/*"))) == 1  # the resumed run used its own directory

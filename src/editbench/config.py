@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+# `${editbench.or:${resume},<default>}`: the value unless it is null or empty (oc.select returns a
+# null value as it is). conf/config.yaml uses it to put a resumed run back into its own directory.
+OmegaConf.register_new_resolver("editbench.or", lambda value, default: default if value in (None, "") else value,
+                                replace=True)
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

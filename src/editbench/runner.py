@@ -244,7 +244,8 @@ def resume_from_checkpoint(run_dir: Path, editor, ctx) -> int:
     """Restore the last checkpoint (if any), drop records written after it; the number of steps done."""
     ckpt = checkpoint.load(run_dir)
     done = ckpt.step if ckpt else 0
-    dropped = checkpoint.truncate_records(run_dir, done)
+    # Without a checkpoint nothing is kept, not even a pre-edit downstream baseline (step 0): it reruns.
+    dropped = checkpoint.truncate_records(run_dir, done if ckpt else -1)
     if ckpt:
         checkpoint.restore(ckpt, editor, ctx)
     log.info("resuming %s after step %d (records dropped past it: %s)", run_dir, done, dropped)
