@@ -27,7 +27,7 @@ SMOLLM2_CFG = {"name": "smollm2-135m", "source": "embedded", "path": None, "gguf
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = Path(os.environ.get("EDITBENCH_DATA", REPO.parent / "shared" / "data"))
+    path = Path(os.environ.get("EDITBENCH_DATA") or REPO.parent / "shared" / "data")  # empty = unset
     if not path.is_dir():
         pytest.skip(f"no data directory at {path} (set EDITBENCH_DATA)")
     return path
