@@ -25,9 +25,9 @@ from editbench.data.records import EditRequest
 from editbench.editors.base import register
 from editbench.locate.reads import group_mean, read_at_subject
 from editbench.locate.spread import LayerTarget
-from editbench.locate.stats import atomic_save
 from editbench.locate.templates import flat
 from editbench.models import cache_root
+from editbench.sinks import save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class AlphaEdit(Memit):
             else:
                 P = null_space_projector(self.ctx.stats(layer), self.threshold).float()
                 if path is not None:
-                    atomic_save({"P": P}, path, {"threshold": repr(self.threshold),
+                    save_tensors({"P": P}, path, {"threshold": repr(self.threshold),
                                                   "stats_key": self.ctx.stats.key(layer)})
             log.info("AlphaEdit layer %d: null space keeps %d of %d directions", layer,
                      round(float(torch.trace(P))), P.shape[0])

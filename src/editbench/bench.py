@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
@@ -35,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 import torch
+
+from editbench.timing import clock
 
 PHASES = ("keys", "values", "solve", "telemetry", "scoring")
 
@@ -60,15 +61,13 @@ def matmul_rate(n: int, k: int, m: int, device: str, dtype: torch.dtype, seconds
     """FLOP/s of (n×k)@(k×m) products, repeated for about `seconds` after a warm-up."""
     a = torch.randn(n, k, device=device, dtype=dtype)
     b = torch.randn(k, m, device=device, dtype=dtype)
-    _sync(device)
     a @ b
-    reps, start = 0, time.perf_counter()
+    reps, start = 0, clock()
     while True:
         a @ b
         reps += 1
         if reps % 4 == 0:
-            _sync(device)
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             if elapsed >= seconds:
                 return 2.0 * n * k * m * reps / elapsed
 
@@ -78,11 +77,6 @@ def matmul_rates(device: str, dtype: torch.dtype, d: int, ffn: int, tokens: int 
     rates = {f"square_{square}": matmul_rate(square, square, square, device, dtype),
              f"ffn_{tokens}x{d}x{ffn}": matmul_rate(tokens, d, ffn, device, dtype)}
     return {"gflops": {k: v / 1e9 for k, v in rates.items()}, "best_gflops": max(rates.values()) / 1e9}
-
-
-def _sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 # --- one editing run, and the split of its time -----------------------------------------------
@@ -201,6 +195,7 @@ def bench_values(overrides: list[str], n_requests: int, steps: int, threads: int
     from editbench.locate.templates import flat, generate_context_templates
     from editbench.locate.values import ValueParams
     from editbench.models import load_model
+    from editbench.runner import peak_rss_mib
 
     cfg = compose(overrides)
     lm = load_model(cfg.model)
@@ -219,11 +214,9 @@ def bench_values(overrides: list[str], n_requests: int, steps: int, threads: int
     def timed(fn: Callable) -> tuple[float, Any]:
         best, out = math.inf, None
         for _ in range(repeats):
-            _sync(device)
-            start = time.perf_counter()
+            start = clock()
             out = fn()
-            _sync(device)
-            best = min(best, time.perf_counter() - start)
+            best = min(best, clock() - start)
         return best, out
 
     timed(lambda: value_variant(lm, requests[:1], templates, layer, "residual", replace(equal_work, steps=2)))
@@ -252,14 +245,8 @@ def bench_values(overrides: list[str], n_requests: int, steps: int, threads: int
         "matmul": rates, "variants": rows, "floor_seconds": floor,
         "floor_ratio": rows["all"]["seconds"] / floor,
         "max_rel_diff_vs_straightforward": float(((values["all"] - ref).norm(dim=1) / ref.norm(dim=1)).max()),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
-
-
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --- the report -------------------------------------------------------------------------------

@@ -11,19 +11,17 @@ The originals (W0) are not stored: they are the weights the model loads with.
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from editbench.errors import ConfigError
-from editbench.sinks import read_jsonl
+from editbench.sinks import read_jsonl, save_tensors, write_jsonl
 
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "run_config.yaml"
@@ -51,16 +49,7 @@ def save(run_dir: Path, step: int, editor, ctx) -> None:
     np_state = np.random.get_state()
     meta = {"step": step, "editor": editor.name, "python_rng": _jsonable(random.getstate()),
             "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=run_dir)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"editbench": json.dumps(meta)})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, Path(run_dir) / CHECKPOINT)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_tensors(tensors, Path(run_dir) / CHECKPOINT, {"editbench": json.dumps(meta)})
 
 
 def load(run_dir: Path) -> Checkpoint | None:
@@ -105,12 +94,7 @@ def truncate_records(run_dir: Path, last_step: int) -> dict[str, int]:
         records = read_jsonl(path)
         kept = [r for r in records if _record_step(r) <= last_step]
         dropped[name] = len(records) - len(kept)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_jsonl(path, kept)
     return dropped
 
 

@@ -35,6 +35,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from editbench.errors import ConfigError, ModelError
+from editbench.sinks import write_json
 
 log = logging.getLogger(__name__)
 
@@ -473,17 +474,9 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     index[key] = h.hexdigest()
-    _write_json_atomic(index_path, index)
+    write_json(index_path, index, indent=1)
     return index[key]
 
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def _load_random(cfg: Mapping) -> tuple[Any, Any, str]:

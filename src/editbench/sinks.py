@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +55,43 @@ def read_jsonl(path: Path) -> list[dict]:
     return records
 
 
-def write_json(path: Path, obj: dict) -> None:
+@contextmanager
+def atomic_path(path: Path) -> Iterator[str]:
+    """A fresh temp file beside `path` to write; fsynced and renamed onto `path` when the block ends,
+    removed if it raises. Readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; caches may be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json(path: Path, obj: dict, indent: int = 2) -> None:
     """Write atomically (temp file + rename)."""
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(_clean(obj), indent=indent), encoding="utf-8")
+
+
+def write_jsonl(path: Path, records: list[dict]) -> None:
+    """Replace a JSONL file atomically with these records."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("".join(json.dumps(_clean(r)) + "\n" for r in records), encoding="utf-8")
+
+
+def save_tensors(tensors: dict, path: Path, metadata: dict) -> None:
+    """safetensors, atomically (every cache and checkpoint goes through here; no pickle)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -13,18 +13,18 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from editbench.data.download import data_file
 from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
 from editbench.locate.trace import StopForward, Trace, stop_after
 from editbench.models import cache_root
+from editbench.sinks import save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class SecondMoments:
         if missing:
             for layer, c0 in self._compute(missing).items():
                 self._memory[layer] = c0
-                atomic_save({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+                save_tensors({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
         return {layer: self._memory[layer] for layer in layers}
 
     @torch.no_grad()
@@ -167,9 +167,3 @@ class SecondMoments:
         log.info("C0 for layers %s from %d tokens", layers, count)
         return {layer: (s / count).double().cpu() for layer, s in sums.items()}
 
-
-def atomic_save(tensors: dict, path: Path, metadata: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
