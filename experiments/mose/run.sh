@@ -32,4 +32,10 @@ selection|all)
   done
   $PY -m editbench.report $RUNS/selection $RUNS/norms/mose --by config:method.layer_selection --out $OUT/selection
   ;;
+lambda100)
+  # Diagnosis of the 100-edit collapse (README, norms section): the same 100 edits at λ = 100,
+  # with the GLUE-style downstream tasks. On the evaluated split: not a tuning run (D5).
+  $PY -m editbench method=mose method.mom2_update_weight=100 num_edits=${EDITS:-100} downstream=glue $common \
+      hydra.run.dir=$RUNS/lambda100/mose
+  ;;
 esac
