@@ -86,6 +86,35 @@ def test_frozen_prefix_replays_cached_output(tiny):
     assert "forward" not in layers[0].__dict__  # restored
 
 
+def test_suffix_on_a_kv_cache_sees_the_prefix(tiny):
+    """Regression: transformers 5.17 has no `cache=` keyword and silently ran the suffix without
+    its prefix, which broke every z* on the lent GPU (its image has 5.17)."""
+    from transformers import DynamicCache
+
+    from editbench.locate.values import _crop
+
+    batch = pad_right([encode(tiny.tokenizer, "The capital of France is Paris, they say")], 0)
+    reference = final_hidden(tiny.model, batch)
+    cache = DynamicCache(config=tiny.model.config)
+    final_hidden(tiny.model, batch, cache=cache)
+    _crop(cache, 3)
+    suffix = final_hidden(tiny.model, batch.columns(3), cache=cache)
+    torch.testing.assert_close(suffix, reference[:, 3:], rtol=1e-5, atol=1e-5)
+    assert cache.get_seq_length() == batch.input_ids.shape[1]
+
+
+def test_a_forward_that_ignores_the_cache_keyword_is_refused(tiny, monkeypatch):
+    """What transformers 5.17 did with `cache=`: the keyword vanishes into **kwargs."""
+    from transformers import DynamicCache
+
+    import editbench.locate.forward as forward
+
+    monkeypatch.setattr(forward, "_cache_kwarg", lambda cls: "kv_cache_under_another_name")
+    batch = pad_right([encode(tiny.tokenizer, "The capital of France is")], 0)
+    with pytest.raises(RuntimeError, match="did not fill the KV cache"):
+        final_hidden(tiny.model, batch, cache=DynamicCache(config=tiny.model.config))
+
+
 def test_keys_equal_down_proj_input_captured_by_hand(tiny):
     groups = [["{}"], ["Some words here. {}", "I think that. {}"]]
     ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, groups)

@@ -6,6 +6,8 @@ editing and scoring read a handful of positions per prompt, so the head runs on 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -22,11 +24,31 @@ def final_hidden(model, batch: Batch, cache=None) -> torch.Tensor:
     """
     kwargs = {} if batch.position_ids is None else {"position_ids": batch.position_ids}
     if cache is not None:
-        kwargs |= {"cache": cache, "use_cache": True}
+        kwargs |= {_cache_kwarg(type(model.base_model)): cache, "use_cache": True}
+        top = len(cache.layers) - 1
+        cached = cache.get_seq_length(top)
     else:
         kwargs["use_cache"] = False
     out = model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
+    if cache is not None and cached == 0 and cache.get_seq_length(top) == 0:
+        # A forward that swallows an unknown keyword in **kwargs would silently run later columns
+        # without their prefix (it happened with transformers 5.17, which has no `cache=`). Checked
+        # on the first pass into an empty cache, where every layer runs; later passes may replay
+        # all layers up to the top through frozen_prefix and legitimately leave it as it was.
+        raise RuntimeError(f"{type(model.base_model).__name__} did not fill the KV cache; this transformers "
+                           "version passes caches under another keyword")
     return out.last_hidden_state
+
+
+@functools.cache
+def _cache_kwarg(base_model_class: type) -> str:
+    """The forward's keyword for a KV cache: `cache` (transformers >= 5.2x) or `past_key_values`.
+
+    transformers renamed it; the old name is still accepted with a deprecation warning, but older
+    versions drop `cache=` into **kwargs without a word.
+    """
+    params = inspect.signature(base_model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
