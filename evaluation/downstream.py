@@ -12,6 +12,8 @@ task definitions, prompts and their sources are in ``evaluation/tasks.py``, metr
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -29,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from editbench.errors import ConfigError  # noqa: E402
+from editbench.sinks import write_json  # noqa: E402
 from evaluation.data import load_docs  # noqa: E402
 from evaluation.tasks import SPECS, TaskSpec, lm_eval_config  # noqa: E402
 
@@ -48,6 +51,7 @@ def evaluate_downstream(
     max_length: int = 1024,
     seed: int = 0,
     chat_template: bool = False,
+    cache: tuple[str, Path] | None = None,
 ) -> dict[str, Result]:
     """Score ``model`` on ``tasks``; returns ``{task: {"score": main metric, <metrics>..., "n", "seconds", ...}}``.
 
@@ -58,6 +62,10 @@ def evaluate_downstream(
     Extra keys per task: ``prompt_hash`` (template + decoding settings), ``data_hash`` (the file),
     ``truncated`` (fraction of prompts longer than the context budget, left-truncated by lm-eval),
     ``empty`` (generation tasks: fraction of empty generations), ``parse_fail`` (RTE / SST-2).
+
+    ``cache = (weights_id, dir)``: reuse (and store) each task's result for these exact weights, data,
+    prompt and settings. Only for weights that a fingerprint identifies, i.e. the unedited model
+    (every run of a sweep scores the same pre-edit model first); results read back say ``cached``.
     """
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -81,6 +89,13 @@ def evaluate_downstream(
         for name in tasks:
             spec = SPECS[name]
             docs, data_hash = loaded[name]
+            key = {"weights": cache[0], "task": name, "n": len(docs), "prompt_hash": spec.prompt_hash,
+                   "data_hash": data_hash, "max_length": max_length, "batch_size": batch_size, "seed": seed,
+                   "chat_template": bool(chat_template)} if cache else None
+            stored = _cached(cache[1], key) if cache else None
+            if stored is not None:
+                results[name] = {**stored, "cached": True}
+                continue
             config = lm_eval_config(spec, docs, tokenizer)
             start = time.perf_counter()
             raw = _run(lm, config, seed=seed, chat_template=chat_template)["results"][config["task"]]
@@ -94,10 +109,25 @@ def evaluate_downstream(
                 "data_hash": data_hash,
                 "chat_template": bool(chat_template),
             }
+            if cache:
+                write_json(_cache_file(cache[1], key), results[name])
     finally:
         if was_training:
             model.train()
     return results
+
+
+def _cache_file(root: Path, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+    return Path(root) / f"{key['task']}-{digest}.json"
+
+
+def _cached(root: Path, key: dict) -> Result | None:
+    path = _cache_file(root, key)
+    if not path.is_file():
+        return None
+    # write_json stores non-finite floats as strings ("nan" for RTE with no parsed answer)
+    return {k: float(v) if v in ("nan", "inf", "-inf") else v for k, v in json.loads(path.read_text()).items()}
 
 
 def retention(scores: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float]:

@@ -268,3 +268,18 @@ def test_every_task_end_to_end_on_a_tiny_model(tiny, shared_data):
         assert 0.0 <= r["truncated"] <= 1.0
     assert {"acc", "total_acc", "parse_fail"} <= set(res["rte"]) and {"rouge1", "rouge2", "rougeL"} <= set(res["samsum"])
     assert {"acc", "f1", "mcc"} <= set(res["sst2_ll"]) and "em" in res["nq"]
+
+
+def test_pre_edit_cache_returns_the_stored_result_only_for_the_same_key(tiny, shared_data, tmp_path):
+    def evaluate(n, weights="w0"):
+        return evaluate_downstream(tiny.model, tiny.tokenizer, shared_data, ["rte", "sst2_ll"], n, batch_size=2,
+                                   max_length=192, cache=(weights, tmp_path))
+
+    first = evaluate(2)
+    assert not any(r.get("cached") for r in first.values()) and len(list(tmp_path.glob("*.json"))) == 2
+    again = evaluate(2)
+    assert all(r["cached"] for r in again.values())
+    for task in first:  # NaN (no parsed RTE answer) survives the round trip as NaN
+        assert {k: v for k, v in again[task].items() if k != "cached"} == pytest.approx(first[task], nan_ok=True)
+    assert not any(r.get("cached") for r in evaluate(3).values())            # other subset
+    assert not any(r.get("cached") for r in evaluate(2, weights="w1").values())  # other weights

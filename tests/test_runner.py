@@ -170,3 +170,24 @@ def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, sha
     for run_dir in runs:
         log = next(run_dir.glob("wandb/offline-run-*/logs/debug.log")).read_text()
         assert "'group': 'sweep-42'" in log
+
+
+def test_posthoc_downstream_equals_the_runs_own_final_evaluation(tmp_path, shared_data, isolated_cache):
+    """A run's final weights, restored from its checkpoint and finalized (PRUNE restrains there),
+    score on the downstream tasks exactly what the run scored after its last step."""
+    from editbench.posthoc import main as posthoc
+    from editbench.report import collect
+
+    run_dir = tmp_path / "prune"
+    summary = run(compose_cfg("model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled",
+                              f"data_dir={shared_data}", "method=prune", "num_edits=3", "downstream=glue",
+                              "downstream.n_examples=6"), run_dir)
+    assert posthoc([str(run_dir), "downstream=glue", "downstream.n_examples=6"]) == 0
+    records = read_jsonl(run_dir / "downstream_posthoc.jsonl")
+    in_run = {(r["step"], r["task"]): r["score"] for r in read_jsonl(run_dir / "downstream.jsonl")}
+    assert {(r["step"], r["task"]): r["score"] for r in records} == in_run
+    assert all(r["cached"] for r in records if r["step"] == 0)  # the run stored its pre-edit scores
+    last = json.loads((run_dir / "downstream_posthoc.json").read_text())
+    assert last == summary["downstream"]
+    assert collect(tmp_path).loc[0, "ds:rte_ll_retention"] == last["rte_ll_retention"]
+    assert posthoc([str(tmp_path / "missing"), "downstream=glue"]) == 2

@@ -3,7 +3,7 @@
 Every folder below the given dirs that holds a summary.json is one run. Its row carries the
 summary (scores), `config:<dotted key>` columns from the run's saved config, `override:<key>`
 columns from Hydra's overrides, and `ds:<task>` columns for the last downstream scores and
-retention ratios. Scores are in % (the paper's convention); runs that differ only in the seed
+retention ratios (the run's own, or `python -m editbench.posthoc`'s where it was run). Scores are in % (the paper's convention); runs that differ only in the seed
 are averaged (mean, and std where there are several).
 
     python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
@@ -60,12 +60,18 @@ def collect(*roots: Path) -> pd.DataFrame:
             row = {k: v for k, v in record.items() if not isinstance(v, dict)}
             row |= {f"pre_{k}": v for k, v in record.get("pre", {}).items()}
             row |= {f"ds:{k}": v for k, v in (record.get("downstream") or {}).items() if k != "step"}
+            posthoc = summary.parent / "downstream_posthoc.json"  # python -m editbench.posthoc
+            if posthoc.is_file():
+                row |= {f"ds:{k}": v for k, v in json.loads(posthoc.read_text()).items() if k != "step"}
             row |= {f"config:{k}": v for k, v in _config(summary.parent).items()}
             row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
             row["label"] = row.get("config:method.label") or row.get("method")
             row["run_dir"] = str(summary.parent)
             rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for col in [c for c in df if c.startswith("ds:")]:  # the sinks write NaN as "nan" (valid JSON)
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
 
 
 def table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
 from editbench.demo import is_demo_dir
 from editbench.errors import ConfigError
-from editbench.models import load_model
+from editbench.models import cache_root, load_model
 from editbench.scoring import Scorer
 from editbench.sinks import JsonlSink, WandbSink, read_jsonl, write_json
 from editbench.telemetry import Telemetry
@@ -212,7 +212,8 @@ class Downstream:
         scores = evaluate_downstream(
             self.lm.model, self.lm.tokenizer, self.data_dir, list(self.cfg.tasks), self.cfg.get("n_examples"),
             batch_size=int(self.cfg.get("batch_size", 8)), max_length=int(self.cfg.get("max_length", 1024)),
-            seed=self.seed, chat_template=bool(self.cfg.get("chat_template", False)))
+            seed=self.seed, chat_template=bool(self.cfg.get("chat_template", False)),
+            cache=(self.lm.fingerprint, cache_root() / "downstream") if step == 0 else None)  # W0: cacheable
         if self.baseline is None:
             self.baseline = scores
         ratios = retention(scores, self.baseline)
