@@ -7,7 +7,7 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 export EDITBENCH_DATA=${EDITBENCH_DATA:-../shared/data} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=experiments/downstream
-CELLS="${CELLS:-experiments/lambda/runs/mose-100 experiments/lambda/runs/memit-2000}"
+CELLS="${CELLS:-experiments/lambda/runs/mose-100 experiments/lambda/runs/mose-1000 experiments/lambda/runs/memit-2000}"
 # 1. the unedited model, with its wall time (also fills the pre-edit cache the runs below reuse)
 $PY $OUT/pre_edit.py threads=1 > $OUT/pre_edit.json
 # 2. the 100-edit runs, if they are not there yet (one cell each of experiments/lambda/run.sh)
