@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from editbench.errors import ConfigError  # noqa: E402
-from editbench.sinks import write_json  # noqa: E402
+from editbench.sinks import read_json, write_json  # noqa: E402
 from evaluation.data import load_docs  # noqa: E402
 from evaluation.tasks import SPECS, TaskSpec, lm_eval_config  # noqa: E402
 
@@ -124,10 +124,7 @@ def _cache_file(root: Path, key: dict) -> Path:
 
 def _cached(root: Path, key: dict) -> Result | None:
     path = _cache_file(root, key)
-    if not path.is_file():
-        return None
-    # write_json stores non-finite floats as strings ("nan" for RTE with no parsed answer)
-    return {k: float(v) if v in ("nan", "inf", "-inf") else v for k, v in json.loads(path.read_text()).items()}
+    return read_json(path) if path.is_file() else None  # NaN (RTE with no parsed answer) comes back as NaN
 
 
 def retention(scores: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, float]:

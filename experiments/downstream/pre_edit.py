@@ -11,16 +11,13 @@ import torch
 
 from editbench.config import compose
 from editbench.data import resolve_data_dir
-from editbench.models import cache_root, load_model
-from evaluation.downstream import evaluate_downstream
+from editbench.models import load_model
+from editbench.runner import downstream_scores
 
 cfg = compose(["model=smollm2-135m", "downstream=usual", *sys.argv[1:]])
 torch.set_num_threads(int(cfg.threads or 1))
 lm = load_model(cfg.model)
-ds = cfg.downstream
 t0 = time.perf_counter()
-scores = evaluate_downstream(lm.model, lm.tokenizer, resolve_data_dir(cfg.data_dir), list(ds.tasks), ds.n_examples,
-                             batch_size=int(ds.batch_size), max_length=int(ds.max_length), seed=int(cfg.seed),
-                             chat_template=bool(ds.chat_template), cache=(lm.fingerprint, cache_root() / "downstream"))
+scores = downstream_scores(cfg.downstream, lm, resolve_data_dir(cfg.data_dir), int(cfg.seed), pre_edit=True)
 print(json.dumps({"model": lm.name, "threads": torch.get_num_threads(), "wall_seconds": round(time.perf_counter() - t0, 1),
                   "scores": scores}, indent=1))

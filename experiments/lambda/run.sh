@@ -20,4 +20,6 @@ sweep method.mom2_update_weight method=memit method.mom2_update_weight=2000,1500
 sweep method.mom2_update_weight method=emmet method.mom2_update_weight=10000,100000
 sweep method.L2 method=alphaedit method.L2=1,10
 sweep method.name method=rome
-$PY -m editbench.report $RUNS --by method config:method.mom2_update_weight config:method.L2 --out $OUT
+# One row per method and λ (report.md); AlphaEdit's cells differ in L2, not λ, so they get their own table.
+$PY -m editbench.report $RUNS/{mose,memit,emmet,rome}-* --by method config:method.mom2_update_weight --out $OUT
+$PY -m editbench.report $RUNS/alphaedit-* --by method config:method.L2 --out $OUT/alphaedit

@@ -30,7 +30,8 @@ from editbench.api import build_method, second_moments
 from editbench.config import compose
 from editbench.data import resolve_data_dir
 from editbench.errors import ConfigError
-from editbench.models import cache_root, load_model
+from editbench.models import load_model
+from editbench.runner import downstream_last, downstream_scores
 from editbench.sinks import JsonlSink, write_json
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _run_data_dir(run_dir: Path) -> str | None:
 
 def evaluate_runs(run_dirs: list[Path], overrides: list[str]) -> dict[str, dict]:
     """Pre-edit scores once, then each run's final weights; returns {run_dir: last scores + retention}."""
-    from evaluation.downstream import evaluate_downstream, retention
+    from evaluation.downstream import retention
 
     own = {k: v for k, _, v in (o.partition("=") for o in overrides) if k in ("data_dir", "threads")}
     ds = compose([o for o in overrides if o.partition("=")[0] not in own]).downstream
@@ -68,14 +69,8 @@ def evaluate_runs(run_dirs: list[Path], overrides: list[str]) -> dict[str, dict]
     data_dir = resolve_data_dir(own.get("data_dir") or _run_data_dir(run_dirs[0]))
     lm = load_model(base.model)
 
-    def scores(pre_edit: bool = False) -> dict:
-        return evaluate_downstream(lm.model, lm.tokenizer, data_dir, list(ds.tasks), ds.get("n_examples"),
-                                   batch_size=int(ds.get("batch_size", 8)), max_length=int(ds.get("max_length", 1024)),
-                                   seed=int(base.seed), chat_template=bool(ds.get("chat_template", False)),
-                                   cache=(lm.fingerprint, cache_root() / "downstream") if pre_edit else None)
-
     t0 = time.perf_counter()
-    before = scores(pre_edit=True)  # shared with the runs' own step-0 evaluations through the cache
+    before = downstream_scores(ds, lm, data_dir, int(base.seed), pre_edit=True)  # cached, like the runs' step 0
     log.info("pre-edit scores in %.0f s: %s", time.perf_counter() - t0, {t: r["score"] for t, r in before.items()})
     out = {}
     for run_dir, cfg in zip(run_dirs, cfgs, strict=True):
@@ -86,7 +81,7 @@ def evaluate_runs(run_dirs: list[Path], overrides: list[str]) -> dict[str, dict]
         editor = build_method(cfg, lm, second_moments(cfg, lm, data_dir), groups)
         checkpoint.restore(ckpt, editor, editor.ctx)
         editor.finalize()  # what the run did after its last step (PRUNE post_hoc restrains here)
-        after = scores()
+        after = downstream_scores(ds, lm, data_dir, int(base.seed), pre_edit=False)
         ratios = retention(after, before)
         meta = {"method": cfg.method.name, "model": lm.name, "seed": int(cfg.seed), "posthoc": True,
                 "edit_step": ckpt.step, "num_edits": int(cfg.num_edits)}
@@ -98,8 +93,7 @@ def evaluate_runs(run_dirs: list[Path], overrides: list[str]) -> dict[str, dict]
                                 "retention": ratios.get(task) if step else 1.0})
         finally:
             sink.close()
-        last = {"step": ckpt.step, **{t: r["score"] for t, r in after.items()},
-                **{f"{t}_retention": v for t, v in ratios.items()}}
+        last = downstream_last(ckpt.step, after, ratios)
         write_json(run_dir / LAST, last)
         out[str(run_dir)] = last
         for layer, original in editor.ctx.originals.items():  # back to W0 for the next run

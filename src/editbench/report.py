@@ -3,8 +3,9 @@
 Every folder below the given dirs that holds a summary.json is one run. Its row carries the
 summary (scores), `config:<dotted key>` columns from the run's saved config, `override:<key>`
 columns from Hydra's overrides, and `ds:<task>` columns for the last downstream scores and
-retention ratios (the run's own, or `python -m editbench.posthoc`'s where it was run). Scores are in % (the paper's convention); runs that differ only in the seed
-are averaged (mean, and std where there are several).
+retention ratios (the run's own, or `python -m editbench.posthoc`'s where it was run). Scores are
+in % (the paper's convention); runs that differ only in the seed are averaged (mean, and std where
+there are several).
 
     python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
     python -m editbench.report runs/ --layout paper --out experiments/table1   # Table 1 layout (md, tex, csv)
@@ -14,11 +15,12 @@ are averaged (mean, and std where there are several).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from editbench.sinks import read_json, read_jsonl
 
 METRICS = ["reliability", "generalization", "locality", "es", "ps", "ns"]
 SHORT = {"reliability": "Rel.", "generalization": "Gen.", "locality": "Loc.", "es": "ES", "ps": "PS", "ns": "NS"}
@@ -56,22 +58,19 @@ def collect(*roots: Path) -> pd.DataFrame:
     for root in roots:
         root = Path(root)
         for summary in sorted(root.rglob("summary.json")):
-            record = json.loads(summary.read_text())
+            record = read_json(summary)
             row = {k: v for k, v in record.items() if not isinstance(v, dict)}
             row |= {f"pre_{k}": v for k, v in record.get("pre", {}).items()}
             row |= {f"ds:{k}": v for k, v in (record.get("downstream") or {}).items() if k != "step"}
             posthoc = summary.parent / "downstream_posthoc.json"  # python -m editbench.posthoc
             if posthoc.is_file():
-                row |= {f"ds:{k}": v for k, v in json.loads(posthoc.read_text()).items() if k != "step"}
+                row |= {f"ds:{k}": v for k, v in read_json(posthoc).items() if k != "step"}
             row |= {f"config:{k}": v for k, v in _config(summary.parent).items()}
             row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
             row["label"] = row.get("config:method.label") or row.get("method")
             row["run_dir"] = str(summary.parent)
             rows.append(row)
-    df = pd.DataFrame(rows)
-    for col in [c for c in df if c.startswith("ds:")]:  # the sinks write NaN as "nan" (valid JSON)
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
+    return pd.DataFrame(rows)
 
 
 def table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -103,7 +102,6 @@ def paper_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def trajectories(run_dir: Path) -> pd.DataFrame:
     """Per step and edited matrix: Frobenius norm and condition number (from steps.jsonl)."""
-    from editbench.sinks import read_jsonl
 
     rows = []
     for rec in read_jsonl(Path(run_dir) / "steps.jsonl"):

@@ -207,13 +207,9 @@ class Downstream:
         every = int(self.cfg.get("every_k_steps") or 0) if self.enabled else 0
         if not self.enabled or not (step in (0, num_steps) or (every and step % every == 0)):
             return
-        from evaluation.downstream import evaluate_downstream, retention
+        from evaluation.downstream import retention
 
-        scores = evaluate_downstream(
-            self.lm.model, self.lm.tokenizer, self.data_dir, list(self.cfg.tasks), self.cfg.get("n_examples"),
-            batch_size=int(self.cfg.get("batch_size", 8)), max_length=int(self.cfg.get("max_length", 1024)),
-            seed=self.seed, chat_template=bool(self.cfg.get("chat_template", False)),
-            cache=(self.lm.fingerprint, cache_root() / "downstream") if step == 0 else None)  # W0: cacheable
+        scores = downstream_scores(self.cfg, self.lm, self.data_dir, self.seed, pre_edit=step == 0)
         if self.baseline is None:
             self.baseline = scores
         ratios = retention(scores, self.baseline)
@@ -223,12 +219,28 @@ class Downstream:
         numeric = {t: {k: v for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)}
                    for t, r in scores.items()}
         wandb.log({"downstream": numeric, "retention": ratios}, step=step)
-        self.last = {"step": step, **{t: r["score"] for t, r in scores.items()},
-                     **{f"{t}_retention": v for t, v in ratios.items()}}
+        self.last = downstream_last(step, scores, ratios)
 
     def close(self) -> None:
         if self.sink is not None:
             self.sink.close()
+
+
+def downstream_scores(ds_cfg: Any, lm: Any, data_dir: Path, seed: int, *, pre_edit: bool) -> dict:
+    """The `downstream` config's tasks on the model as it stands. Pre-edit scores go through the
+    cache: the unedited weights are what the model fingerprint identifies."""
+    from evaluation.downstream import evaluate_downstream
+
+    return evaluate_downstream(
+        lm.model, lm.tokenizer, data_dir, list(ds_cfg.tasks), ds_cfg.get("n_examples"),
+        batch_size=int(ds_cfg.get("batch_size", 8)), max_length=int(ds_cfg.get("max_length", 1024)),
+        seed=seed, chat_template=bool(ds_cfg.get("chat_template", False)),
+        cache=(lm.fingerprint, cache_root() / "downstream") if pre_edit else None)
+
+
+def downstream_last(step: int, scores: dict, ratios: dict) -> dict:
+    """The summary's `downstream` entry: each task's score and its retention ratio after `step`."""
+    return {"step": step, **{t: r["score"] for t, r in scores.items()}, **{f"{t}_retention": v for t, v in ratios.items()}}
 
 
 def run_context_templates(cfg: DictConfig, lm, run_dir: Path) -> list[list[str]]:

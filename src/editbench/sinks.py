@@ -74,6 +74,25 @@ def atomic_path(path: Path) -> Iterator[str]:
             os.remove(tmp)
 
 
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _unclean(x: Any) -> Any:
+    """The inverse of _clean: the strings it wrote for non-finite floats become floats again."""
+    if isinstance(x, str):
+        return _NON_FINITE.get(x, x)
+    if isinstance(x, dict):
+        return {k: _unclean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_unclean(v) for v in x]
+    return x
+
+
+def read_json(path: Path) -> Any:
+    """A file write_json wrote, with its non-finite floats restored."""
+    return _unclean(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
 def write_json(path: Path, obj: dict, indent: int = 2) -> None:
     """Write atomically (temp file + rename)."""
     with atomic_path(path) as tmp:
