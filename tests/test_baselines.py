@@ -81,6 +81,17 @@ def test_emmet_with_eps_and_singular_d():
     torch.testing.assert_close(K2[:1] @ delta2.T, R[:1], rtol=0, atol=1e-8)
 
 
+
+def test_emmet_lambda_cancels_for_single_edits_but_not_in_batches():
+    # With μ = 0, C = λC0 and ΔW = R (kᵀC⁻¹k)⁻¹ kᵀC⁻¹: λ cancels for one request (what the λ sweep in
+    # experiments/lambda found: identical runs at λ = 10⁴ and 10⁵). In a batch, ε·I is added to
+    # D ∝ 1/λ, so λ sets ε's relative weight.
+    K, R, C0 = rand(3, M, seed=1), rand(3, D, seed=2), spd(M)
+    one = [emmet_delta(K[:1], R[:1], C0, lam=lam)[0] for lam in (1e4, 1e5)]
+    torch.testing.assert_close(one[0], one[1], rtol=1e-9, atol=0)
+    batch = [emmet_delta(K, R, C0, lam=lam, eps=0.1)[0] for lam in (1.0, 10.0)]
+    assert (batch[0] - batch[1]).abs().max() > 1e-3 * batch[0].abs().max()
+
 def test_rect_keeps_exactly_the_top_fraction_by_relative_change():
     W, delta = rand(D, M), rand(D, M, seed=1)
     mask = rect_mask(delta, W, keep_ratio=0.2)

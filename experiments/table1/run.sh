@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Table 1 at cpu scale, cell by cell, JOBS at a time (default 2, one torch thread each), resumable:
+# a cell with a summary.json is done and skipped; a started one continues after its last checkpoint
+# (resume=; one cut off before its first checkpoint starts over); any other starts afresh. Cells
+# land in experiments/table1/runs/<method>-<dataset>, the names experiments/table1/cells.sh gives
+# the same cells on a lent GPU (experiments/gpu.sh).
+# This is `python -m editbench --multirun +experiment=table1` with fixed cell dirs, so that a sweep
+# cut off by the end of a session picks up where it stopped. Run from the repo root:
+#   bash experiments/table1/run.sh                    # all 16 cells, then the report
+#   CELLS="mose-counterfact rome-zsre" bash experiments/table1/run.sh
+set -euo pipefail
+export PY=${PY:-.venv/bin/python} EDITBENCH_DATA=${EDITBENCH_DATA:-../shared/data} OMP_NUM_THREADS=1
+RUNS=experiments/table1/runs
+all=""
+for d in counterfact zsre; do for m in rome memit rect emmet prune alphaedit mose mose_oft; do all+=" $m-$d"; done; done
+one() {  # one <method>-<dataset>
+  local dir=$RUNS/$1 m=${1%-*} d=${1##*-} extra=()
+  [ -f "$dir/summary.json" ] && { echo "$1: done"; return 0; }
+  [ -f "$dir/run_config.yaml" ] && extra=(resume="$dir")  # continues after its last checkpoint, if any
+  mkdir -p $RUNS
+  $PY -m editbench +experiment=table1 method="$m" dataset="$d" threads=1 hydra.run.dir="$dir" "${extra[@]}" \
+      >> "$dir.log" 2>&1 && echo "$1: finished" || echo "$1: failed, see $dir.log"
+}
+export -f one; export RUNS
+printf '%s\n' ${CELLS:-$all} | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
+$PY -m editbench.report $RUNS --layout paper --out experiments/table1
+$PY -m editbench.report $RUNS/*-counterfact --plot-norms $RUNS/*-counterfact --out experiments/fig2
