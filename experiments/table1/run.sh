@@ -24,4 +24,5 @@ one() {  # one <method>-<dataset>
 export -f one; export RUNS
 printf '%s\n' ${CELLS:-$all} | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
 $PY -m editbench.report $RUNS --layout paper --out experiments/table1
-$PY -m editbench.report $RUNS/*-counterfact --plot-norms $RUNS/*-counterfact --out experiments/fig2
+finished=(); for d in $RUNS/*-counterfact; do [ -f "$d/summary.json" ] && finished+=("$d"); done
+$PY -m editbench.report "${finished[@]}" --plot-norms "${finished[@]}" --out experiments/fig2  # Fig. 2: finished cells
