@@ -81,7 +81,6 @@ def test_emmet_with_eps_and_singular_d():
     torch.testing.assert_close(K2[:1] @ delta2.T, R[:1], rtol=0, atol=1e-8)
 
 
-
 def test_emmet_lambda_cancels_for_single_edits_but_not_in_batches():
     # With μ = 0, C = λC0 and ΔW = R (kᵀC⁻¹k)⁻¹ kᵀC⁻¹: λ cancels for one request (what the λ sweep in
     # experiments/lambda found: identical runs at λ = 10⁴ and 10⁵). In a batch, ε·I is added to
@@ -91,6 +90,7 @@ def test_emmet_lambda_cancels_for_single_edits_but_not_in_batches():
     torch.testing.assert_close(one[0], one[1], rtol=1e-9, atol=0)
     batch = [emmet_delta(K, R, C0, lam=lam, eps=0.1)[0] for lam in (1.0, 10.0)]
     assert (batch[0] - batch[1]).abs().max() > 1e-3 * batch[0].abs().max()
+
 
 def test_rect_keeps_exactly_the_top_fraction_by_relative_change():
     W, delta = rand(D, M), rand(D, M, seed=1)

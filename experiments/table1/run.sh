@@ -11,18 +11,20 @@
 set -euo pipefail
 export PY=${PY:-.venv/bin/python} EDITBENCH_DATA=${EDITBENCH_DATA:-../shared/data} OMP_NUM_THREADS=1
 RUNS=experiments/table1/runs
-all=""
-for d in counterfact zsre; do for m in rome memit rect emmet prune alphaedit mose mose_oft; do all+=" $m-$d"; done; done
-one() {  # one <method>-<dataset>
-  local dir=$RUNS/$1 m=${1%-*} d=${1##*-} extra=()
-  [ -f "$dir/summary.json" ] && { echo "$1: done"; return 0; }
+one() {  # one <name> <overrides...>: a cell of cells.sh, done / resumed / started
+  local name=$1; shift
+  local dir=$RUNS/$name extra=()
+  [ -f "$dir/summary.json" ] && { echo "$name: done"; return 0; }
   [ -f "$dir/run_config.yaml" ] && extra=(resume="$dir")  # continues after its last checkpoint, if any
   mkdir -p $RUNS
-  $PY -m editbench +experiment=table1 method="$m" dataset="$d" threads=1 hydra.run.dir="$dir" "${extra[@]}" \
-      >> "$dir.log" 2>&1 && echo "$1: finished" || echo "$1: failed, see $dir.log"
+  $PY -m editbench "$@" threads=1 hydra.run.dir="$dir" "${extra[@]}" >> "$dir.log" 2>&1 \
+      && echo "$name: finished" || echo "$name: failed, see $dir.log"
 }
 export -f one; export RUNS
-printf '%s\n' ${CELLS:-$all} | xargs -P "${JOBS:-2}" -I{} bash -c 'one {}'
+cells=()  # the cells of cells.sh (the GPU script reads the same file), those named in CELLS if set
+cell() { [[ -z "${CELLS:-}" || " $CELLS " == *" $1 "* ]] && cells+=("$*"); return 0; }
+source experiments/table1/cells.sh
+printf '%s\n' "${cells[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
 $PY -m editbench.report $RUNS --layout paper --out experiments/table1
 finished=(); for d in $RUNS/*-counterfact; do [ -f "$d/summary.json" ] && finished+=("$d"); done
 $PY -m editbench.report "${finished[@]}" --plot-norms "${finished[@]}" --out experiments/fig2  # Fig. 2: finished cells

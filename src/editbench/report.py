@@ -102,7 +102,6 @@ def paper_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def trajectories(run_dir: Path) -> pd.DataFrame:
     """Per step and edited matrix: Frobenius norm and condition number (from steps.jsonl)."""
-
     rows = []
     for rec in read_jsonl(Path(run_dir) / "steps.jsonl"):
         if not isinstance(rec.get("step"), int):
