@@ -7,16 +7,12 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 export EDITBENCH_DATA=${EDITBENCH_DATA:-../shared/data} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=experiments/downstream
-CELLS="${CELLS:-experiments/lambda/runs/mose-100 experiments/lambda/runs/mose-1000 experiments/lambda/runs/memit-2000}"
+RUN_DIRS="${RUN_DIRS:-experiments/lambda/runs/mose-100 experiments/lambda/runs/mose-1000 experiments/lambda/runs/memit-2000}"
 # 1. the unedited model, with its wall time (also fills the pre-edit cache the runs below reuse)
 $PY $OUT/pre_edit.py threads=1 > $OUT/pre_edit.json
-# 2. the 100-edit runs, if they are not there yet (one cell each of experiments/lambda/run.sh)
-for cell in $CELLS; do
-  [ -f $cell/summary.json ] && continue
-  name=$(basename $cell); method=${name%-*}; lam=${name##*-}
-  $PY -m editbench method=$method method.mom2_update_weight=$lam model=smollm2-135m dataset.split=train \
-      num_edits=100 'eval_at=[25,50]' logger.wandb.mode=offline threads=1 hydra.run.dir=$cell
-done
+# 2. the 100-edit runs, if they are not there yet (their cells of experiments/lambda/cells.sh)
+names=$(for cell in $RUN_DIRS; do basename $cell; done | paste -sd'|')
+ONLY="^($names)\$" CELLS=experiments/lambda/cells.sh RUNS=experiments/lambda/runs bash experiments/cpu.sh
 # 3. their final weights on the same tasks, and the table
-$PY -m editbench.posthoc $CELLS downstream=usual threads=1
-$PY -m editbench.report $CELLS --by method config:method.mom2_update_weight --out $OUT
+$PY -m editbench.posthoc $RUN_DIRS downstream=usual threads=1
+$PY -m editbench.report $RUN_DIRS --by method config:method.mom2_update_weight --out $OUT

@@ -7,4 +7,4 @@ for l in 2000 5000 10000; do cell memit-$l method=memit method.mom2_update_weigh
 for l in 10000 100000; do cell emmet-$l method=emmet method.mom2_update_weight=$l "${lam[@]}"; done
 for l2 in 1 10; do cell alphaedit-$l2 method=alphaedit method.L2=$l2 "${lam[@]}"; done
 cell rome method=rome "${lam[@]}"
-for m in rome memit emmet rect prune alphaedit; do cell imm-$m method=$m num_edits=20 eval_at=immediate; done
+source experiments/baselines/cells.sh  # the imm-* cells, in the same GPU lease
