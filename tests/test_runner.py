@@ -108,6 +108,10 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isola
     runs = df[(df.method == "mose") & (df.dataset == "CounterFact")]
     assert mose_cf["reliability"] == round(runs.reliability.mean() * 100, 2)
     assert (tmp_path / "flat" / "norms.png").stat().st_size > 1000
+    norms = pd.read_csv(tmp_path / "flat" / "norms.csv").set_index("method")
+    assert norms.loc["mose", "fro/fro0 max"] == pytest.approx(1.0, abs=1e-6)  # rotations keep the norm
+    assert abs(norms.loc["ft", "fro/fro0 max"] - 1.0) > 1e-4 and norms.loc["ft", "max sv drift"] > 1e-4
+    assert (norms.steps == 2).all() and (norms["s per edit"] > 0).all()
 
     main([str(tmp_path / "runs"), "--layout", "paper", "--out", str(tmp_path / "paper")])
     md = (tmp_path / "paper" / "report.md").read_text()

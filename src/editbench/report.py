@@ -109,7 +109,35 @@ def trajectories(run_dir: Path) -> pd.DataFrame:
         for layer, stats in rec.get("matrices", {}).items():
             rows.append({"method": rec["method"], "step": rec["step"], "layer": int(layer),
                          "fro": stats["fro"], "cond": float(stats["cond"]),
-                         "fro0": stats.get("fro0"), "cond0": stats.get("cond0")})
+                         "fro0": stats.get("fro0"), "cond0": stats.get("cond0"),
+                         "sv_drift": stats.get("sv_drift"), "edit_seconds": rec.get("edit_seconds")})
+    return pd.DataFrame(rows)
+
+
+def _span(values: pd.Series, fmt: str) -> str:
+    low, high = format(values.min(), fmt), format(values.max(), fmt)
+    return low if low == high else f"{low}-{high}"
+
+
+def norm_summary(run_dirs: list[Path]) -> pd.DataFrame:
+    """Fig. 2 in numbers, one row per run: the edited matrices' Frobenius norm and condition number
+    after the last step relative to W0 (min-max over the edited layers), the largest norm ratio seen
+    at any step, the largest singular-value drift (max |σ_i - σ0_i| / σ0_max, telemetry.py) and the
+    mean seconds per edit."""
+    rows = []
+    for run_dir in run_dirs:
+        df = trajectories(run_dir)
+        if df.empty or df.fro0.isna().any():
+            continue  # no telemetry, or an older run without W0's values
+        fro, cond = df.fro / df.fro0, df.cond / df.cond0
+        last = df.step == df.step.max()
+        per_step = df.drop_duplicates("step")
+        rows.append({"run": Path(run_dir).name, "method": df.method.iloc[0], "steps": int(df.step.max()),
+                     "layers": df.layer.nunique(),
+                     "fro/fro0 final": _span(fro[last], ".4g"), "fro/fro0 max": fro.max(),
+                     "cond/cond0 final": _span(cond[last], ".3g"),
+                     "max sv drift": df.sv_drift.max(),
+                     "s per edit": per_step.edit_seconds.mean()})
     return pd.DataFrame(rows)
 
 
@@ -153,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layout", choices=["flat", "paper"], default="flat",
                         help="flat: one row per --by cell; paper: methods × (dataset, metric) as in Tables 1-2")
     parser.add_argument("--plot-norms", nargs="+", type=Path, metavar="RUN_DIR",
-                        help="also write norms.png (Fig. 2 style) from these run directories")
+                        help="also write norms.png (Fig. 2 style) and norms.md/.csv (the same in "
+                             "numbers) from these run directories")
     parser.add_argument("--by", nargs="+", default=["method", "model", "dataset"],
                         help="columns that identify a row (e.g. config:method.mom2_update_weight)")
     args = parser.parse_args(argv)
@@ -179,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         print(out.to_string(index=False))
     if args.plot_norms:
         plot_norms(args.plot_norms, dest / "norms.png")
+        norms = norm_summary(args.plot_norms)
+        (dest / "norms.md").write_text(norms.to_markdown(index=False, floatfmt=".4g") + "\n")
+        norms.to_csv(dest / "norms.csv", index=False)
 
 
 if __name__ == "__main__":
