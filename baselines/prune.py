@@ -23,14 +23,15 @@ from editbench.errors import ConfigError
 from editbench.telemetry import singular_values
 
 
-def restrain(delta: torch.Tensor, sigma_max: float, alpha: float) -> tuple[torch.Tensor, int]:
-    """(ΔW with every singular value σ ≥ σ_max mapped to F(σ), how many were mapped), float64."""
+def restrain(delta: torch.Tensor, sigma_max: float, alpha: float) -> tuple[torch.Tensor, int, float]:
+    """(ΔW with every singular value σ ≥ σ_max mapped to F(σ), how many were mapped, ΔW's largest
+    singular value before the mapping), float64."""
     delta = delta.double()
     U, S, Vh = torch.linalg.svd(delta, full_matrices=False)
     big = S >= sigma_max
     F = (torch.log(S[big]) - math.log(sigma_max)) / math.log(alpha) + sigma_max
     # ΔW − U_big (Σ̂_big − F) V_bigᵀ: the small singular directions are left bit-for-bit as they were.
-    return delta - (U[:, big] * (S[big] - F)) @ Vh[big], int(big.sum())
+    return delta - (U[:, big] * (S[big] - F)) @ Vh[big], int(big.sum()), float(S[0])
 
 
 @register("prune")
@@ -54,9 +55,11 @@ class Prune(Memit):
             if layer not in self.ctx.originals:
                 continue
             W0 = self.original(layer)
-            delta, n = restrain(self.weight(layer) - W0, self.sigma_max0(layer), self.alpha)
+            delta, n, sigma1 = restrain(self.weight(layer) - W0, self.sigma_max0(layer), self.alpha)
             accepted = self.write_weight(layer, W0 + delta)
-            out[str(layer)] = {"restrained": n, "sigma_max0": self.sigma_max0(layer), "accepted": accepted}
+            # σ1(ΔW) against σ_max(W0) says how far the accumulated update is from PRUNE's threshold
+            out[str(layer)] = {"restrained": n, "sigma1_delta": sigma1, "sigma_max0": self.sigma_max0(layer),
+                               "accepted": accepted}
         return {"prune": out}
 
     def after_step(self, requests: list[EditRequest]) -> dict:

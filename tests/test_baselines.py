@@ -109,12 +109,12 @@ def _with_spectrum(s: torch.Tensor, d=D, m=M, seed=7) -> torch.Tensor:
 def test_prune_maps_large_singular_values_by_the_log_rule():
     s = torch.tensor([40.0, 9.0, 5.0, 2.0, 0.5, 0.1], dtype=torch.float64)
     sigma_max, alpha = 4.0, 1.2
-    restrained, n = restrain(_with_spectrum(s), sigma_max, alpha)
+    restrained, n, sigma1 = restrain(_with_spectrum(s), sigma_max, alpha)
     expected = torch.where(s >= sigma_max, torch.log(s) / math.log(alpha) - math.log(sigma_max) / math.log(alpha)
                            + sigma_max, s)
     got = torch.linalg.svdvals(restrained)[: len(s)]
     torch.testing.assert_close(got, expected.sort(descending=True).values, rtol=1e-12, atol=1e-12)
-    assert n == 3
+    assert n == 3 and sigma1 == pytest.approx(40.0, rel=1e-12)  # ΔW's largest σ, before the mapping
     small = _with_spectrum(torch.tensor([3.0, 1.0], dtype=torch.float64))
     assert torch.equal(restrain(small, sigma_max, alpha)[0], small)  # below σ_max: untouched
 
@@ -159,8 +159,9 @@ def test_prune_restrains_the_accumulated_update_from_w0(tiny_ctx, mode):
     steps = [_with_spectrum(torch.tensor([6 * sigma0], dtype=torch.float64), *W0.shape, seed=s) for s in (0, 2)]
     for step in steps:  # two additive edits, then PRUNE's hook
         editor.write_weight(1, editor.weight(1) + step)
-        editor.after_step([])
-    editor.finalize()
+        record = editor.after_step([])
+    record = editor.finalize() if mode == "post_hoc" else record  # the record of the step that restrained
+    assert record["prune"]["1"]["restrained"] >= 1 and record["prune"]["1"]["sigma1_delta"] >= sigma0
     if mode == "post_hoc":  # W = W0 + F(ΔW) with ΔW the whole accumulated change
         expected = W0 + restrain(steps[0] + steps[1], sigma0, 1.2)[0]
     else:  # restrained after each step, the next step continues from there
