@@ -17,7 +17,6 @@ one() {  # one <name> <overrides...>: a cell, done / resumed / started
   local dir=$RUNS/$name extra=()
   [ -f "$dir/summary.json" ] && { echo "$name: done"; return 0; }
   [ -f "$dir/run_config.yaml" ] && extra=(resume="$dir")
-  mkdir -p "$RUNS"
   $PY -m editbench "$@" threads=1 hydra.run.dir="$dir" "${extra[@]}" >> "$dir.log" 2>&1 \
       && echo "$name: finished" || echo "$name: failed, see $dir.log"
 }
@@ -27,4 +26,5 @@ cell() { [[ $1 =~ ${ONLY:-.} ]] && cells+=("$*"); return 0; }
 # shellcheck source=/dev/null
 source "$CELLS"
 (( ${#cells[@]} )) || { echo "no cell of $CELLS matches ONLY='${ONLY:-}'"; exit 7; }
+mkdir -p "$RUNS"
 printf '%s\n' "${cells[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _

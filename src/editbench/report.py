@@ -101,7 +101,8 @@ def paper_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def trajectories(run_dir: Path) -> pd.DataFrame:
-    """Per step and edited matrix: Frobenius norm and condition number (from steps.jsonl)."""
+    """Per step and edited matrix: Frobenius norm and condition number (from steps.jsonl), and both
+    relative to the matrix before editing (`fro_ratio`, `cond_ratio`; 1.0 = unchanged)."""
     rows = []
     for rec in read_jsonl(Path(run_dir) / "steps.jsonl"):
         if not isinstance(rec.get("step"), int):
@@ -111,7 +112,14 @@ def trajectories(run_dir: Path) -> pd.DataFrame:
                          "fro": stats["fro"], "cond": float(stats["cond"]),
                          "fro0": stats.get("fro0"), "cond0": stats.get("cond0"),
                          "sv_drift": stats.get("sv_drift"), "edit_seconds": rec.get("edit_seconds")})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for key in ("fro", "cond"):
+        if df.empty:
+            break
+        # relative to W0 (older runs without it: to the first value logged, the matrix after edit 1)
+        base = pd.to_numeric(df[f"{key}0"]).fillna(df.groupby("layer")[key].transform("first"))
+        df[f"{key}_ratio"] = df[key] / base
+    return df
 
 
 def _span(values: pd.Series, fmt: str) -> str:
@@ -119,20 +127,19 @@ def _span(values: pd.Series, fmt: str) -> str:
     return low if low == high else f"{low}-{high}"
 
 
-def norm_summary(run_dirs: list[Path]) -> pd.DataFrame:
+def norm_summary(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Fig. 2 in numbers, one row per run: the edited matrices' Frobenius norm and condition number
     after the last step relative to W0 (min-max over the edited layers), the largest norm ratio seen
     at any step, the largest singular-value drift (max |σ_i - σ0_i| / σ0_max, telemetry.py) and the
-    mean seconds per edit."""
+    mean seconds per edit. `runs`: run name → its trajectories()."""
     rows = []
-    for run_dir in run_dirs:
-        df = trajectories(run_dir)
+    for name, df in runs.items():
         if df.empty or df.fro0.isna().any():
             continue  # no telemetry, or an older run without W0's values
-        fro, cond = df.fro / df.fro0, df.cond / df.cond0
+        fro, cond = df.fro_ratio, df.cond_ratio
         last = df.step == df.step.max()
         per_step = df.drop_duplicates("step")
-        rows.append({"run": Path(run_dir).name, "method": df.method.iloc[0], "steps": int(df.step.max()),
+        rows.append({"run": name, "method": df.method.iloc[0], "steps": int(df.step.max()),
                      "layers": df.layer.nunique(),
                      "fro/fro0 final": _span(fro[last], ".4g"), "fro/fro0 max": fro.max(),
                      "cond/cond0 final": _span(cond[last], ".3g"),
@@ -141,27 +148,25 @@ def norm_summary(run_dirs: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_norms(run_dirs: list[Path], path: Path, title: str = "") -> None:
+def plot_norms(runs: dict[str, pd.DataFrame], path: Path, title: str = "") -> None:
     """Fig. 2 style: Frobenius norm and condition number of each edited matrix vs edit step,
-    one colour per run, relative to the matrix's value before editing (1.0 = unchanged)."""
+    one colour per run, relative to the matrix's value before editing (1.0 = unchanged).
+    `runs`: run name → its trajectories()."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for i, run_dir in enumerate(run_dirs):
-        df = trajectories(run_dir)
+    for i, df in enumerate(runs.values()):
         if df.empty:
             continue
         colour = f"C{i}"
         for j, (_layer, part) in enumerate(df.groupby("layer")):
             part = part.sort_values("step")
             label = f"{part.method.iloc[0]}" if j == 0 else None
-            for ax, key in zip(axes, ("fro", "cond"), strict=True):
-                # relative to W0 (older runs without it: to the first value logged)
-                base = part[f"{key}0"].iloc[0] if pd.notna(part[f"{key}0"].iloc[0]) else part[key].iloc[0]
-                ax.plot(part.step, part[key] / base, color=colour, alpha=0.7, label=label)
+            for ax, key in zip(axes, ("fro_ratio", "cond_ratio"), strict=True):
+                ax.plot(part.step, part[key], color=colour, alpha=0.7, label=label)
     for ax, name in zip(axes, ("Frobenius norm", "condition number"), strict=True):
         ax.set_xlabel("edit step")
         ax.set_ylabel(f"{name} / before editing")
@@ -207,8 +212,9 @@ def main(argv: list[str] | None = None) -> None:
         out.to_csv(dest / "report.csv", index=False)
         print(out.to_string(index=False))
     if args.plot_norms:
-        plot_norms(args.plot_norms, dest / "norms.png")
-        norms = norm_summary(args.plot_norms)
+        runs = {run_dir.name: trajectories(run_dir) for run_dir in args.plot_norms}  # steps.jsonl read once
+        plot_norms(runs, dest / "norms.png")
+        norms = norm_summary(runs)
         (dest / "norms.md").write_text(norms.to_markdown(index=False, floatfmt=".4g") + "\n")
         norms.to_csv(dest / "norms.csv", index=False)
 
