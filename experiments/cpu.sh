@@ -8,6 +8,7 @@
 # This is what `python -m editbench --multirun ...` does, with fixed cell dirs. Run from the repo root:
 #   CELLS=experiments/table1/cells.sh RUNS=experiments/table1/runs bash experiments/cpu.sh
 #   ... ONLY='^(rect|prune)-counterfact$' JOBS=3 ...      # the cells whose names match a regex
+#   ... SKIP='^imm-' ...                                  # all but the cells whose names match one
 set -euo pipefail
 [ -n "${CELLS:-}" ] && [ -f "$CELLS" ] || { echo "CELLS=experiments/<artefact>/cells.sh names no file"; exit 7; }
 [ -n "${RUNS:-}" ] || { echo "RUNS=<folder for the cell dirs> is not set"; exit 7; }
@@ -22,9 +23,9 @@ one() {  # one <name> <overrides...>: a cell, done / resumed / started
 }
 export -f one
 cells=()
-cell() { [[ $1 =~ ${ONLY:-.} ]] && cells+=("$*"); return 0; }
+cell() { [[ $1 =~ ${ONLY:-.} ]] && ! [[ -n ${SKIP:-} && $1 =~ $SKIP ]] && cells+=("$*"); return 0; }
 # shellcheck source=/dev/null
 source "$CELLS"
-(( ${#cells[@]} )) || { echo "no cell of $CELLS matches ONLY='${ONLY:-}'"; exit 7; }
+(( ${#cells[@]} )) || { echo "no cell of $CELLS matches ONLY='${ONLY:-}' SKIP='${SKIP:-}'"; exit 7; }
 mkdir -p "$RUNS"
 printf '%s\n' "${cells[@]}" | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _

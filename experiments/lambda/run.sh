@@ -4,13 +4,14 @@
 # chosen on 10 edits did not hold at 100, experiments/mose/README.md). The cells are cells.sh's
 # (<method>-<λ>, or alphaedit-<L2>), run through experiments/cpu.sh (JOBS at a time, resumable);
 # the same cells run on a lent GPU with CELLS=experiments/lambda/cells.sh bash experiments/gpu.sh,
-# which also takes the imm-* cells of experiments/baselines in the same lease. Run from the repo root:
+# which also takes the imm-* cells of experiments/baselines in the same lease (run.sh skips those:
+# experiments/baselines/run.sh runs them here). Run from the repo root:
 #   bash experiments/lambda/run.sh                  # every sweep, then the tables
 #   ONLY='^mose-' bash experiments/lambda/run.sh    # one method's cells
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=experiments/lambda RUNS=experiments/lambda/runs
-ONLY=${ONLY:-'^(mose|memit|emmet|alphaedit|rome)'} CELLS=$OUT/cells.sh RUNS=$RUNS bash experiments/cpu.sh
+SKIP='^imm-' CELLS=$OUT/cells.sh RUNS=$RUNS bash experiments/cpu.sh
 # One row per method and λ (report.md); AlphaEdit's cells differ in L2, not λ, so they get their own table.
 $PY -m editbench.report $RUNS/{mose,memit,emmet}-* $RUNS/rome* --by method config:method.mom2_update_weight --out $OUT
 $PY -m editbench.report $RUNS/alphaedit-* --by method config:method.L2 --out $OUT/alphaedit
