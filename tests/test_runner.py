@@ -118,6 +118,12 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isola
     assert md.index("MOSE (paper)") > 0 and "ZsRE (easyedit convention) Rel." in md and "CounterFact Loc." in md
     tex = (tmp_path / "paper" / "report.tex").read_text()
     assert "\\begin{tabular}" in tex and "ZsRE" in tex
+    # A sweep with cells still to run: the paper layout marks them instead of printing nan.
+    main([str(tmp_path / "runs" / "mose-counterfact-0"), str(tmp_path / "runs" / "ft-zsre-0"), "--layout", "paper",
+          "--out", str(tmp_path / "partial")])
+    md = (tmp_path / "partial" / "report.md").read_text()
+    assert "–" in md and "nan" not in md
+    assert "--" in (tmp_path / "partial" / "report.tex").read_text()
 
 
 def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_data, isolated_cache):

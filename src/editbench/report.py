@@ -199,8 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.layout == "paper":
         out = paper_table(df)
         flat = out.set_axis([f"{d} {m}" for d, m in out.columns], axis=1)
-        (dest / "report.md").write_text(flat.to_markdown(floatfmt=".2f") + "\n")
-        (dest / "report.tex").write_text(out.style.format(precision=2).to_latex(hrules=True, multicol_align="c"))
+        # A cell that has not run (yet) reads "–", not nan, in the tables that people read.
+        (dest / "report.md").write_text(flat.astype(object).where(flat.notna(), None).to_markdown(
+            floatfmt=".2f", missingval="–") + "\n")
+        (dest / "report.tex").write_text(out.style.format(precision=2, na_rep="--").to_latex(
+            hrules=True, multicol_align="c"))
         flat.to_csv(dest / "report.csv")
         print(out.to_string())
     else:
