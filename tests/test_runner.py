@@ -123,7 +123,8 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isola
           "--out", str(tmp_path / "partial")])
     md = (tmp_path / "partial" / "report.md").read_text()
     assert "–" in md and "nan" not in md
-    assert "--" in (tmp_path / "partial" / "report.tex").read_text()
+    tex = (tmp_path / "partial" / "report.tex").read_text()
+    assert "--" in tex and "nan" not in tex
 
 
 def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_data, isolated_cache):

@@ -113,9 +113,9 @@ def trajectories(run_dir: Path) -> pd.DataFrame:
                          "fro0": stats.get("fro0"), "cond0": stats.get("cond0"),
                          "sv_drift": stats.get("sv_drift"), "edit_seconds": rec.get("edit_seconds")})
     df = pd.DataFrame(rows)
+    if df.empty:
+        return df
     for key in ("fro", "cond"):
-        if df.empty:
-            break
         # relative to W0 (older runs without it: to the first value logged, the matrix after edit 1)
         base = pd.to_numeric(df[f"{key}0"]).fillna(df.groupby("layer")[key].transform("first"))
         df[f"{key}_ratio"] = df[key] / base
