@@ -12,5 +12,9 @@ PY=${PY:-.venv/bin/python}
 RUNS=experiments/table1/runs
 CELLS=experiments/table1/cells.sh RUNS=$RUNS bash experiments/cpu.sh
 $PY -m editbench.report $RUNS --layout paper --out experiments/table1
-finished=(); for d in $RUNS/*-counterfact; do [ -f "$d/summary.json" ] && finished+=("$d"); done
-$PY -m editbench.report "${finished[@]}" --plot-norms "${finished[@]}" --out experiments/fig2  # Fig. 2: finished cells
+# Norm and condition-number trajectories of the finished cells: CounterFact is Fig. 2, ZsRE the
+# matrix columns of the README's ZsRE table.
+for pair in counterfact:experiments/fig2 zsre:experiments/table1/norms-zsre; do
+  finished=(); for d in $RUNS/*-"${pair%%:*}"; do [ -f "$d/summary.json" ] && finished+=("$d"); done
+  if [ ${#finished[@]} -gt 0 ]; then $PY -m editbench.report "${finished[@]}" --plot-norms "${finished[@]}" --out "${pair#*:}"; fi
+done
