@@ -136,6 +136,17 @@ def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_dat
     assert all(r["retention"] == 1.0 for r in records if r["step"] == 0)
     assert summary["downstream"]["step"] == 3 and "rte_ll_retention" in summary["downstream"]
 
+    # Fig. 3 from the same run: one row per evaluation step, scores as the run recorded them.
+    from editbench.report import main
+
+    main([str(tmp_path), "--by", "method", "--out", str(tmp_path / "fig3"), "--plot-downstream", str(tmp_path)])
+    curves = pd.read_csv(tmp_path / "fig3" / "downstream.csv")
+    assert list(curves.step) == [0, 2, 3] and set(curves.label) == {"FT (constrained)"}
+    assert (curves.loc[curves.step == 0, ["rte_ll retention", "sst2_ll retention"]] == 100).all(axis=None)
+    recorded = {(r["step"], r["task"]): r["score"] for r in records}
+    assert all(curves.set_index("step").loc[step, f"{task} score"] == score for (step, task), score in recorded.items())
+    assert (tmp_path / "fig3" / "downstream.png").stat().st_size > 1000
+
 
 def test_bench_splits_an_edit_into_phases_in_a_fresh_process(tmp_path, shared_data, isolated_cache, monkeypatch):
     from editbench.bench import main
@@ -165,6 +176,27 @@ def test_experiment_configs_compose_at_both_scales(experiment, scale):
                      "fig2": cfg.scale.single_edits, "fig3": cfg.scale.downstream_edits,
                      "fig4": cfg.scale.ablation_edits}[experiment]
     assert edits >= (200 if scale == "cpu" and experiment in ("table1", "table2") else 100)
+
+
+def _cells(cells_file) -> list[list[str]]:
+    """The `cell <name> <overrides...>` lines of an experiments/<artefact>/cells.sh, as bash reads them."""
+    script = f'cell() {{ printf "%s\\t" "$@"; echo; }}; source "{cells_file}"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
+    return [line.rstrip("\t").split("\t") for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("cells_file", sorted((REPO / "experiments").glob("*/cells.sh")), ids=lambda p: p.parent.name)
+def test_every_committed_cell_composes_to_the_experiment_it_names(cells_file):
+    """The resumable cells (experiments/cpu.sh, gpu.sh) are the multirun sweeps with fixed dirs: each
+    cell's overrides must compose, with unique names and the method its name says."""
+    cells = _cells(cells_file)
+    assert cells and len({name for name, *_ in cells}) == len(cells)
+    for name, *overrides in cells:
+        cfg = compose(overrides)
+        method = dict(o.split("=", 1) for o in overrides if o.startswith("method=")).get("method")
+        assert method is None or cfg.method.name == method, name
+        if cells_file.parent.name in ("table1", "table2", "fig3"):
+            assert name.split("-")[0] == cfg.method.name
 
 
 def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, shared_data):

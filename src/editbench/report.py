@@ -10,6 +10,7 @@ there are several).
     python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
     python -m editbench.report runs/ --layout paper --out experiments/table1   # Table 1 layout (md, tex, csv)
     python -m editbench.report runs/ --plot-norms runs/mose runs/memit         # Fig. 2
+    python -m editbench.report runs/ --plot-downstream runs/mose runs/memit    # Fig. 3
 """
 
 from __future__ import annotations
@@ -148,15 +149,21 @@ def norm_summary(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_norms(runs: dict[str, pd.DataFrame], path: Path, title: str = "") -> None:
-    """Fig. 2 style: Frobenius norm and condition number of each edited matrix vs edit step,
-    one colour per run, relative to the matrix's value before editing (1.0 = unchanged).
-    `runs`: run name → its trajectories()."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (no display on servers and in CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_norms(runs: dict[str, pd.DataFrame], path: Path, title: str = "") -> None:
+    """Fig. 2 style: Frobenius norm and condition number of each edited matrix vs edit step,
+    one colour per run, relative to the matrix's value before editing (1.0 = unchanged).
+    `runs`: run name → its trajectories()."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for i, df in enumerate(runs.values()):
         if df.empty:
@@ -179,6 +186,54 @@ def plot_norms(runs: dict[str, pd.DataFrame], path: Path, title: str = "") -> No
     plt.close(fig)
 
 
+def downstream_curves(run_dir: Path) -> pd.DataFrame:
+    """Per evaluation step and task: the score and its ratio to the pre-edit score (downstream.jsonl:
+    step 0, every k steps and after the last; runner.Downstream), labelled with the run's method."""
+    records = read_jsonl(Path(run_dir) / "downstream.jsonl")
+    df = pd.DataFrame([r for r in records if isinstance(r.get("step"), int)])
+    if df.empty:
+        return df
+    label = _config(Path(run_dir)).get("method.label") or df.method.iloc[0]
+    return df.assign(label=label)[["label", "step", "task", "score", "retention"]]
+
+
+def downstream_table(runs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Fig. 3 in numbers: one row per run and evaluation step, per task the score and its retention
+    (% of the pre-edit score)."""
+    parts = [df.assign(run=name) for name, df in runs.items() if not df.empty]
+    if not parts:
+        return pd.DataFrame()
+    long = pd.concat(parts).assign(retention=lambda d: d.retention * 100)
+    wide = long.pivot_table(index=["run", "label", "step"], columns="task", values=["score", "retention"])
+    wide.columns = [f"{task} {value}" for value, task in wide.columns]
+    return wide[sorted(wide.columns)].reset_index()
+
+
+def plot_downstream(runs: dict[str, pd.DataFrame], path: Path) -> None:
+    """Fig. 3 style: each downstream task's score relative to the pre-edit model vs edit step, one
+    panel per task, one line per run. `runs`: run name → its downstream_curves()."""
+    tasks = sorted({t for df in runs.values() if not df.empty for t in df.task})
+    if not tasks:
+        raise SystemExit("no downstream.jsonl with evaluations in the --plot-downstream runs "
+                         "(run them with downstream=glue or downstream=usual)")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for i, df in enumerate(runs.values()):
+            part = df[df.task == task].sort_values("step") if not df.empty else df
+            if not part.empty:
+                ax.plot(part.step, part.retention * 100, marker="o", color=f"C{i}", label=part.label.iloc[0])
+        ax.axhline(100, color="grey", lw=0.8, ls="--")
+        ax.set_title(task)
+        ax.set_xlabel("edit step")
+        ax.set_ylabel("score, % of the pre-edit model")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", type=Path, nargs="+", help="sweep or run dirs (searched recursively)")
@@ -188,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot-norms", nargs="+", type=Path, metavar="RUN_DIR",
                         help="also write norms.png (Fig. 2 style) and norms.md/.csv (the same in "
                              "numbers) from these run directories")
+    parser.add_argument("--plot-downstream", nargs="+", type=Path, metavar="RUN_DIR",
+                        help="also write downstream.png (Fig. 3 style) and downstream.md/.csv from "
+                             "these run directories' downstream.jsonl")
     parser.add_argument("--by", nargs="+", default=["method", "model", "dataset"],
                         help="columns that identify a row (e.g. config:method.mom2_update_weight)")
     args = parser.parse_args(argv)
@@ -220,6 +278,12 @@ def main(argv: list[str] | None = None) -> None:
         norms = norm_summary(runs)
         (dest / "norms.md").write_text(norms.to_markdown(index=False, floatfmt=".4g") + "\n")
         norms.to_csv(dest / "norms.csv", index=False)
+    if args.plot_downstream:
+        curves = {run_dir.name: downstream_curves(run_dir) for run_dir in args.plot_downstream}
+        plot_downstream(curves, dest / "downstream.png")
+        scores = downstream_table(curves)
+        (dest / "downstream.md").write_text(scores.to_markdown(index=False, floatfmt=".3g") + "\n")
+        scores.to_csv(dest / "downstream.csv", index=False)
 
 
 if __name__ == "__main__":
