@@ -14,12 +14,14 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
+from editbench import schema
 from editbench.errors import ConfigError
 from editbench.sinks import read_jsonl, save_tensors, write_jsonl
 
@@ -112,7 +114,8 @@ def check_config(run_dir: Path, cfg: DictConfig) -> None:
         OmegaConf.save(OmegaConf.create(current), path)
         return
     saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    differ = sorted(_diff(saved, current))
+    # A key the schema added later at its default (or a descriptive one) changes nothing: old runs resume.
+    differ = sorted(d for d in _diff(saved, current) if not (_lacks(saved, d) and schema.added_later(current, d)))
     if differ:
         raise ConfigError(f"resume: {run_dir} was started with other settings ({', '.join(differ)}); "
                           "resume with the same overrides, or start a new run dir")
@@ -122,6 +125,15 @@ def _diff(a, b, prefix: str = "") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         return [d for k in a.keys() | b.keys() for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def _lacks(config: dict, path: str) -> bool:
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return True
+        node = node[part]
+    return False
 
 
 def _jsonable(state):

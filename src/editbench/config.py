@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+from editbench import schema
+from editbench.errors import ConfigError
+
+CONF_DIR = schema.CONF_DIR
+schema.register()  # conf/*.yaml name their schemas (base_config, method/base_mose, ...) in their defaults
 
 # `${editbench.or:${resume},<default>}`: the value unless it is null or empty (oc.select returns a
 # null value as it is). conf/config.yaml uses it to put a resumed run back into its own directory.
@@ -15,10 +18,20 @@ OmegaConf.register_new_resolver("editbench.or", lambda value, default: default i
                                 replace=True)
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it."""
+def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictConfig:
+    """conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it.
+
+    Types are checked while composing (editbench/schema.py); a wrong one raises one ConfigError.
+    `hydra_node`: keep the `hydra` node (sweeper params, run dir).
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_node)
+    except Exception as err:
+        message = schema.composition_message(err)
+        if message is None:
+            raise
+        raise ConfigError(message) from err
