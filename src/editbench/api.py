@@ -133,15 +133,17 @@ class Session:
 
     def __init__(self, overrides: Sequence[str] = ()) -> None:
         # Late: runner.py may import this module's helpers; a top-level import would then be circular.
-        from editbench.runner import seed_everything
+        from editbench.runner import check_loaded, config_warnings, seed_everything
 
         self.overrides = list(overrides)
         self.cfg = compose(self.overrides)
+        self.config_warnings = config_warnings(self.cfg)  # the value rules, before the model loads
         if self.cfg.get("threads"):
             torch.set_num_threads(int(self.cfg.threads))
         seed_everything(int(self.cfg.seed))
         self.data_dir = resolve_data_dir(self.cfg.get("data_dir"))
         self.lm = load_model(self.cfg.model)
+        check_loaded(self.cfg, self.lm)
         self.stats = second_moments(self.cfg, self.lm, self.data_dir)
         self.originals: dict[int, torch.Tensor] = {}  # shared by every editor of this session
         self.method_cfg: DictConfig | None = None
@@ -203,6 +205,11 @@ class Session:
         """
         extra = ([f"method={method}"] if method else []) + to_overrides(method_values, "method.")
         cfg = compose([*self.overrides, *extra]) if extra else self.cfg
+        if extra:
+            from editbench.runner import check_loaded, config_warnings
+
+            self.config_warnings = config_warnings(cfg)
+            check_loaded(cfg, self.lm)
         # Templates are sampled from the model as it stands, so they are drawn once per setting,
         # normally before any edit, and reused by later editors with the same setting.
         key = repr((list(cfg.method.templates.length_params), cfg.method.templates.get("grouping"), int(cfg.seed)))

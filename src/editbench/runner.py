@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from editbench import checkpoint
+from editbench import checkpoint, schema
 from editbench.api import build_method, context_templates, make_scorer, second_moments
 from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
@@ -73,6 +73,22 @@ def plan_steps(cfg: DictConfig) -> tuple[int, int]:
     return batch_size, math.ceil(int(cfg.num_edits) / batch_size)
 
 
+def config_warnings(cfg: DictConfig) -> list[str]:
+    """The schema's value rules (editbench/schema.py): one ConfigError, or the warnings, logged once."""
+    warnings = schema.validate(cfg)
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    return warnings
+
+
+def check_loaded(cfg: DictConfig, lm: Any) -> None:
+    """Layer keys against the loaded model's depth, before any edit (model.n_layers, when set, must match)."""
+    declared = cfg.model.get("n_layers")
+    if declared and int(declared) != lm.spec.n_layers:
+        raise ConfigError(f"model.n_layers={declared} but {lm.name} has {lm.spec.n_layers} layers; fix conf/model/")
+    schema.validate(cfg, n_layers=lm.spec.n_layers)
+
+
 def summarize(records: list[dict]) -> dict:
     df = pd.DataFrame(records)
     return {m: float(df[m].dropna().mean()) for m in SUMMARY_METRICS if m in df and df[m].notna().any()}
@@ -89,6 +105,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if not resuming and read_jsonl(run_dir / "steps.jsonl"):
         raise ConfigError(f"{run_dir} already holds a run's results; continue it with resume={run_dir}, "
                           "or give this run its own hydra.run.dir")
+    warnings = config_warnings(cfg)  # every value rule, before anything is written or loaded
     checkpoint.check_config(run_dir, cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -101,6 +118,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                              offset=int(cfg.offset), seed=int(cfg.seed))
     lm = load_model(cfg.model)
     log.info("model %s (%s) loaded in %.1f s", lm.name, lm.source, lm.load_seconds)
+    check_loaded(cfg, lm)
 
     groups = run_context_templates(cfg, lm, run_dir)
     stats = second_moments(cfg, lm, data_dir)
@@ -170,7 +188,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     summary = {**meta, "n": len(final_records), **summarize(final_records), "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
-               "model_source": lm.source, "data_dir": str(data_dir), "demo_data": is_demo_dir(data_dir)}
+               "model_source": lm.source, "data_dir": str(data_dir), "demo_data": is_demo_dir(data_dir),
+               "config_warnings": warnings}
     # Timings live apart from the results, so the same config and seed give an identical summary.json.
     write_json(run_dir / "timing.json", {"load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds,
                                          "scoring_seconds": scorer.seconds, "peak_rss_mib": peak_rss_mib(),
