@@ -12,8 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from editbench.config import CONF_DIR
-from editbench.errors import EditbenchError
+from editbench import schema
+from editbench.config import CONF_DIR, compose
+from editbench.errors import ConfigError, EditbenchError
 
 # Nothing may wait for a model or data hub: this harness works offline by default.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -44,5 +45,63 @@ def main(cfg: DictConfig) -> dict | None:
         sys.exit(2)
 
 
-if __name__ == "__main__":
+def preflight(argv: list[str]) -> None:
+    """Compose and check every cell the command would run, before Hydra starts any of them.
+
+    A wrong type or value raises one ConfigError here, so a --multirun sweep refuses a bad cell before
+    its first cell loads a model. Other config dirs/names and non-basic sweepers are left to Hydra.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(argv)
+    except SystemExit:  # a malformed command line: Hydra's own parser reports it
+        return
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_dir \
+            or args.config_name:
+        return
+    if not args.multirun:
+        cfg = compose(args.overrides)
+        if not args.cfg:
+            schema.validate(cfg)
+        return
+    cells = sweep_cells(args.overrides)
+    for i, cell in enumerate(cells or []):
+        try:
+            schema.validate(compose(cell))
+        except ConfigError as err:
+            raise ConfigError(f"sweep cell {i + 1} of {len(cells)} ({' '.join(cell)}): {err}") from err
+
+
+def sweep_cells(overrides: list[str]) -> list[list[str]] | None:
+    """The overrides of each job of Hydra's basic sweeper (argv sweeps and hydra.sweeper.params); None for others."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    parser = OverridesParser.create()
+    parsed = parser.parse_overrides(overrides)
+    base = compose([o.input_line for o in parsed if not o.is_sweep_override()], hydra_node=True)
+    sweeper = base.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = sweeper.get("params")
+    params_conf = [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=True).items()] if params else []
+    return BasicSweeper.split_arguments(parser.parse_overrides(params_conf + list(overrides)), None)[0]
+
+
+def cli() -> None:
+    """The command: config errors (Hydra's composition included) print one line and exit 2."""
+    argv = sys.argv[1:]
+    try:
+        preflight(argv)
+    except ConfigError as err:
+        if "debug=true" in argv:
+            raise
+        print(f"editbench: error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()
