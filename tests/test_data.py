@@ -403,6 +403,8 @@ def test_plain_dict_config_resolves_relative_interpolation(data_dir):
 
 def test_hydra_composes_the_dataset_group(data_dir):
     hydra = pytest.importorskip("hydra")
+    import editbench.config  # noqa: F401  (registers the schemas conf/*.yaml name in their defaults lists)
+
     with hydra.initialize_config_dir(config_dir=str(CONF.parent), version_base=None):
         cfg = hydra.compose(overrides=["+dataset=counterfact", "dataset.split=train"])
     assert cfg.dataset.file == "counterfact_easyedit_mend_format/counterfact-train.json"
