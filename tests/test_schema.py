@@ -127,8 +127,8 @@ def test_top_level_and_group_keys_are_typed_and_checked():
 
 
 def test_layers_are_checked_against_the_models_depth_before_loading():
-    with pytest.raises(ConfigError, match=r"candidate_layers=\[0, 7\] is out of range: must be a non-empty list "
-                                          r"of layer indices in 0..3"):
+    with pytest.raises(ConfigError, match=r"candidate_layers=\[0, 7\] is out of range: must be a list of one or "
+                                          r"more layer indices in 0..3"):
         schema.validate(compose([*BASE, "method.candidate_layers=[0,7]"]))
     with pytest.raises(ConfigError, match=r"method.layers=\[4, 99\].*in 0..29"):  # SmolLM2: model.n_layers=30
         schema.validate(compose(["method=memit", "method.layers=[4,99]"]))
@@ -155,6 +155,8 @@ def test_suspicious_values_warn_and_name_the_key():
     assert "method.mom2_update_weight=1e+09 is more than 100x away" in far and "10, 1000" in far
     (one,) = schema.validate(compose([*BASE, "method.selection_steps=1"]))
     assert one.startswith("method.selection_steps=1 is below 2")
+    with pytest.raises(ConfigError, match=r"method.layers=\[4, 5\] is out of range: must be a list of 1 layer"):
+        schema.validate(compose(["method=rome", "method.layers=[4,5]"]))
     (few,) = schema.validate(compose(["method=rome", "method.value.steps=2"]))
     assert few.startswith("method.value.steps=2 is below 5")
 
@@ -200,7 +202,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("args", "says"), [
     (["method.mom2_update_weight=abc"], "method.mom2_update_weight='abc' is not a float"),
-    (["method=mose", "method.candidate_layers=[]"], "method.candidate_layers=[] is out of range: must be a non-empty"),
+    (["method=mose", "method.candidate_layers=[]"], "method.candidate_layers=[] is out of range: must be a list of one"),
     (["method.mom2_update_weight=-5", "num_edits=1"], "method.mom2_update_weight=-5.0 is out of range: must be > 0"),
     (["method=rome", "method.value.steps=0", "num_edits=1"], "method.value.steps=0 is out of range: must be >= 1"),
     (["-m", "method=mose,rome", "method.value.steps=5,0"], "sweep cell 2 of 4 (method=mose method.value.steps=0"),

@@ -71,9 +71,9 @@ def layer() -> Rule:
     return Rule(_in_model, "a layer index in 0..n_layers-1")
 
 
-def layers() -> Rule:
-    return Rule(lambda v, n: bool(v) and all(_in_model(x, n) for x in v),
-                "a non-empty list of layer indices in 0..n_layers-1")
+def layers(count: int | None = None) -> Rule:
+    return Rule(lambda v, n: bool(v) and count in (None, len(v)) and all(_in_model(x, n) for x in v),
+                f"a list of {count or 'one or more'} layer indices in 0..n_layers-1")
 
 
 def pairs() -> Rule:
@@ -179,7 +179,7 @@ class MoseOftConfig(MethodConfig):
 
 @dataclass
 class RomeConfig(MethodConfig):
-    layers: list[int] = key(layers())
+    layers: list[int] = key(layers(count=1), doc="ROME edits one layer")
     mom2_adjustment: bool = key()
     value: ValueConfig = MISSING
 
