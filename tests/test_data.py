@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from editbench.config import CONF_DIR
 from editbench.data import EditRequest, load_requests, resolve_data_dir
 from editbench.errors import ConfigError, DataError
 
 REPO = Path(__file__).parents[1]
-CONF = REPO / "conf" / "dataset"
+CONF = CONF_DIR / "dataset"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from editbench.config import CONF_DIR
 from editbench.data import load_requests
 from editbench.data.download import MIRROR_ENV, ONLINE_ENV, REMOTES, cache_dir, data_file
 from editbench.errors import DataError
@@ -21,7 +22,7 @@ SAMPLE = "counterfact_rome_format/counterfact_500_sample.json"
 
 
 def dataset_cfg():
-    return OmegaConf.load(REPO / "conf" / "dataset" / "counterfact_rome.yaml")
+    return OmegaConf.load(CONF_DIR / "dataset" / "counterfact_rome.yaml")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +13,13 @@ from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 from rouge_score import rouge_scorer
 
+from editbench.config import CONF_DIR
 from editbench.errors import ConfigError, DataError
 from evaluation import data, metrics
 from evaluation.downstream import TASKS, _run, evaluate_downstream, retention
 from evaluation.tasks import SPECS, lm_eval_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "downstream"
+CONF = CONF_DIR / "downstream"
 
 # --------------------------------------------------------------------------- lenient exact match
 

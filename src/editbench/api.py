@@ -1,7 +1,7 @@
 """The Python API: the command line's editing path, step by step, on a model kept in memory.
 
     import editbench
-    session = editbench.load(model="smollm2-135m")    # conf/ composed with overrides, as the CLI does
+    session = editbench.load(model="smollm2-135m")    # editbench/conf composed with overrides, as the CLI does
     requests = session.requests(num_edits=4)           # the configured dataset (the demo set by default)
     session.edit(requests)                             # pre-edit snapshot first, then the editor's steps
     session.score(requests); session.telemetry()
@@ -115,7 +115,7 @@ def to_overrides(values: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 def load(model: str = "smollm2-135m", overrides: Sequence[str] = (), **values: Any) -> Session:
-    """Compose the config (conf/ plus overrides, as on the command line) and load the model.
+    """Compose the config (editbench/conf plus overrides, as on the command line) and load the model.
 
     `values` are config keys, nested as dicts: `load(model="tiny-llama", num_edits=4,
     stats={"n_tokens": 2000}, data_dir="/data")`; `overrides` are raw Hydra strings and win.

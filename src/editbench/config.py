@@ -7,16 +7,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The Hydra configs ship inside the package (package-data), so an installed editbench finds them
+# from any working directory. Users add their own config folders on top (--config-dir, hydra.searchpath).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 # `${editbench.or:${resume},<default>}`: the value unless it is null or empty (oc.select returns a
-# null value as it is). conf/config.yaml uses it to put a resumed run back into its own directory.
+# null value as it is). editbench/conf/config.yaml uses it to put a resumed run back into its own directory.
 OmegaConf.register_new_resolver("editbench.or", lambda value, default: default if value in (None, "") else value,
                                 replace=True)
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it."""
+    """editbench/conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 

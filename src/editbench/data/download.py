@@ -51,7 +51,7 @@ class Remote:
     sha256: str | None
 
 
-# Keys are paths relative to the data directory, as conf/dataset/*.yaml and the stats corpus name
+# Keys are paths relative to the data directory, as editbench/conf/dataset/*.yaml and the stats corpus name
 # them. The GitHub sources and checksums are those of the offline copies in ../shared/data
 # (SOURCES.md records each copy as byte-for-byte from that repository and commit).
 REMOTES: dict[str, Remote] = {
