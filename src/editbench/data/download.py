@@ -29,6 +29,7 @@ from editbench.errors import DataError
 
 log = logging.getLogger(__name__)
 
+DATA_ENV = "EDITBENCH_DATA"  # the data directory when data_dir is unset (read by loaders.resolve_data_dir)
 ONLINE_ENV = "EDITBENCH_ONLINE"
 MIRROR_ENV = "EDITBENCH_DOWNLOAD_URL"
 TIMEOUT_S = 60
@@ -148,8 +149,6 @@ def data_file(data_dir: Path, relative: str, hint: str = "") -> Path:
 
 def ways_forward(data_dir: Path, relative: str, *, failed_download: bool = False) -> str:
     """The ways to get a missing data file, numbered, for error messages."""
-    from editbench.data.loaders import DATA_ENV
-
     ways = [f"set data_dir=/path/to/data to a folder that holds {relative} (on project machines: ../shared/data)",
             f"or set the environment variable {DATA_ENV}=/path/to/data"]
     if not is_demo_dir(data_dir):

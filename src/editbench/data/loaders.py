@@ -33,14 +33,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from editbench.data.download import data_file, find_data_file
+from editbench.data.download import DATA_ENV, data_file, find_data_file
 from editbench.data.records import EditRequest
 from editbench.demo import demo_dir, is_demo_dir
 from editbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "EDITBENCH_DATA"
 FORMATS = ("easyedit", "rome", "zsre", "conceptedit")
 ZSRE_CONVENTIONS = ("easyedit", "memit")
 SELECTIONS = ("first", "random")
