@@ -14,9 +14,9 @@ from baselines.memit import memit_delta
 from baselines.prune import restrain
 from baselines.rect import rect_mask
 from baselines.rome import rome_delta
-from editbench.editors.base import build_editor
 from editbench.errors import ConfigError
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 from editbench.runner import run
 from editbench.sinks import read_jsonl
 from tests.test_mose import FixedStats

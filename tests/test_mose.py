@@ -9,9 +9,9 @@ import scipy.stats
 import torch
 from omegaconf import OmegaConf
 
-from editbench.editors.base import build_editor
 from editbench.editors.mose import orthogonality_error, procrustes
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 from editbench.telemetry import matrix_stats
 
 MOSE_CFG = {
