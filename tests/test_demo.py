@@ -32,6 +32,7 @@ def test_no_data_dir_falls_back_to_the_demo_with_a_warning(monkeypatch, caplog):
     assert "EDITBENCH_DATA" in record.getMessage()
 
 
+@pytest.mark.full_data("EasyEdit's CounterFact counterfact-edit.json, whose record schema the demo must mirror")
 def test_demo_records_mirror_easyedit_counterfact_exactly(shared_data):
     """Same keys in the same order and the same value types as EasyEdit's counterfact-edit.json."""
     reference = json.loads((shared_data / "counterfact_easyedit_mend_format" / "counterfact-edit.json").read_text())[0]
