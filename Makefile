@@ -7,7 +7,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export EDITBENCH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 ARGS ?=
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast test-no-data lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,12 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not smollm2" $(ARGS)
+
+# The suite as a clone with nothing beside it runs it: no ../shared/data, no EDITBENCH_DATA; the
+# tests read the fixtures in tests/fixtures/data and the demo set (what only the full data can show
+# is skipped, with the reason). SmolLM2 and the wheel test ran in `make test` already.
+test-no-data: setup
+	EDITBENCH_DATA= EDITBENCH_TESTS_NO_SHARED_DATA=1 $(PY) -m pytest -q -ra -m "not smollm2 and not wheel" $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src baselines evaluation tests

@@ -25,12 +25,45 @@ SMOLLM2_CFG = {"name": "smollm2-135m", "source": "embedded", "path": None, "gguf
                "device": "cpu", "device_map": None, "trust_remote_code": False, "tiny": None}
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
+# Small files in each loader's schema, laid out like the data directory (tests/fixtures/data/README.md).
+FIXTURE_DATA = REPO / "tests" / "fixtures" / "data"
+# Set to 1 to run the suite as a clone with nothing beside it would (CI runs it both ways).
+HIDE_ENV = "EDITBENCH_TESTS_NO_SHARED_DATA"
+
+
+def full_data_dir() -> Path | None:
+    """The full offline data: $EDITBENCH_DATA, else ../shared/data beside the repository; None if absent."""
+    if os.environ.get(HIDE_ENV) == "1":
+        return None
     path = Path(os.environ.get("EDITBENCH_DATA") or REPO.parent / "shared" / "data")  # empty = unset
-    if not path.is_dir():
-        pytest.skip(f"no data directory at {path} (set EDITBENCH_DATA)")
+    return path if path.is_dir() else None
+
+
+@pytest.fixture()
+def shared_data(request) -> Path:
+    """The full offline data, for tests that check the real files; they say what they need with
+    `@pytest.mark.full_data("...")`, and skip with that reason when the data is absent."""
+    path = full_data_dir()
+    if path is None:
+        marker = request.node.get_closest_marker("full_data")
+        what = marker.args[0] if marker else "the full offline data"
+        pytest.skip(f"needs {what} (full data: set EDITBENCH_DATA or put it at ../shared/data)")
     return path
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """A data directory for every test that only needs records in the right schema: the full data
+    when present, else the small fixtures shipped in tests/fixtures/data."""
+    return full_data_dir() or FIXTURE_DATA
+
+
+@pytest.fixture(scope="session")
+def run_data() -> Path:
+    """For runs that need many CounterFact edits: the full data, else the demo set in the package."""
+    from editbench.demo import demo_dir
+
+    return full_data_dir() or demo_dir()
 
 
 @pytest.fixture(scope="session")

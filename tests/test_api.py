@@ -46,8 +46,8 @@ def test_readme_example_runs_as_written_on_the_demo_set(monkeypatch, isolated_ca
     assert "reliability" in out.getvalue()
 
 
-def test_api_edits_exactly_like_the_cli_runner(tmp_path, shared_data, isolated_cache):
-    overrides = [*TINY, "method=mose", "num_edits=2", f"data_dir={shared_data}"]
+def test_api_edits_exactly_like_the_cli_runner(tmp_path, data_dir, isolated_cache):
+    overrides = [*TINY, "method=mose", "num_edits=2", f"data_dir={data_dir}"]
     summary = run(compose(overrides), tmp_path / "cli")
     cli_steps = [json.loads(line) for line in (tmp_path / "cli" / "steps.jsonl").read_text().splitlines()]
     cli_edits = [json.loads(line) for line in (tmp_path / "cli" / "edits.jsonl").read_text().splitlines()]
@@ -69,8 +69,8 @@ def test_api_edits_exactly_like_the_cli_runner(tmp_path, shared_data, isolated_c
     assert session.summary(requests)["reliability"] == pytest.approx(summary["reliability"])
 
 
-def test_requests_first_seen_after_an_edit_are_refused(isolated_cache, shared_data):
-    session = editbench.load(model="tiny-llama", stats={"n_tokens": 2000}, data_dir=str(shared_data),
+def test_requests_first_seen_after_an_edit_are_refused(isolated_cache, data_dir):
+    session = editbench.load(model="tiny-llama", stats={"n_tokens": 2000}, data_dir=str(data_dir),
                              method={"layer_selection": "fixed"})
     first, second = session.requests(num_edits=2)
     session.edit([first])
@@ -79,8 +79,8 @@ def test_requests_first_seen_after_an_edit_are_refused(isolated_cache, shared_da
     assert session.score([first])[0]["case_id"] == first.case_id  # seen before the edit: fine
 
 
-def test_dict_requests_go_through_the_loader_and_keep_their_id(isolated_cache, shared_data):
-    session = editbench.load(model="tiny-llama", stats={"n_tokens": 2000}, data_dir=str(shared_data))
+def test_dict_requests_go_through_the_loader_and_keep_their_id(isolated_cache, data_dir):
+    session = editbench.load(model="tiny-llama", stats={"n_tokens": 2000}, data_dir=str(data_dir))
     record = {"prompt": "The capital of France is", "subject": "France", "target_new": "Rome",
               "ground_truth": "Paris", "rephrase_prompt": "France's capital is",
               "locality_prompt": "The Louvre is in", "locality_ground_truth": "Paris"}

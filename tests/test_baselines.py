@@ -14,9 +14,9 @@ from baselines.memit import memit_delta
 from baselines.prune import restrain
 from baselines.rect import rect_mask
 from baselines.rome import rome_delta
-from editbench.editors.base import build_editor
 from editbench.errors import ConfigError
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 from editbench.runner import run
 from editbench.sinks import read_jsonl
 from tests.test_mose import FixedStats
@@ -203,9 +203,9 @@ def test_alphaedit_state_roundtrip_and_rome_layer_check(tiny_ctx):
 @pytest.mark.parametrize(("method", "extra"), [
     ("rome", ["method.mom2_adjustment=true"]),  # u = C0⁻¹k̄: the path that reads statistics
     ("memit", []), ("emmet", []), ("rect", []), ("prune", []), ("alphaedit", [])])
-def test_runs_end_to_end_on_the_tiny_model(method, extra, tmp_path, shared_data, isolated_cache):
+def test_runs_end_to_end_on_the_tiny_model(method, extra, tmp_path, data_dir, isolated_cache):
     cfg = compose_cfg(f"method={method}", "model=tiny-llama", "num_edits=3", "stats.n_tokens=2000",
-                      "logger.wandb.mode=disabled", f"data_dir={shared_data}", "method.value.steps=3", *extra)
+                      "logger.wandb.mode=disabled", f"data_dir={data_dir}", "method.value.steps=3", *extra)
     run(cfg, tmp_path)
     steps = [s for s in read_jsonl(tmp_path / "steps.jsonl") if s["step"] != "finalize"]
     layers = sorted(int(x) for x in cfg.method.layers)

@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
+from editbench.config import CONF_DIR
 from editbench.data import EditRequest, load_requests, resolve_data_dir
 from editbench.errors import ConfigError, DataError
+from tests.conftest import FIXTURE_DATA
 
 REPO = Path(__file__).parents[1]
-CONF = REPO / "conf" / "dataset"
+CONF = CONF_DIR / "dataset"
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+# What the loaders must read from each data directory the tests run on (conftest's `data_dir`): the
+# full offline data, or the small fixtures in tests/fixtures/data when a clone has nothing beside it.
+FULL = {"counterfact": 10_000, "enriched": 239, "rome": 500, "zsre": 1_037, "concepts": 112,
+        "cf_first": ("0", "Danielle Darrieux", "The mother tongue of {} is", "English", "French",
+                     "Where Danielle Darrieux is from, people speak the language of",
+                     "Michel Rocard is a native speaker of", "French"),
+        "rome_first": ("20952", "{} is located in", "Angola", "Antarctica", "Africa", "P30"),
+        "zsre_first": ("When was the inception of {}?", "2011"),
+        "concept_first": ("dog", "The term dog refers to", "a domesticated carnivorous mammal", "Animal"),
+        "train_first": "2", "val_first": "10"}
+SMALL = {"counterfact": 8, "enriched": 3, "rome": 4, "zsre": 6, "concepts": 3,
+         "cf_first": ("0", "Brazil", "The official language of {} is", "German", "Portuguese",
+                      "In Brazil, most people speak", "The official language of Mozambique is", "Portuguese"),
+         "rome_first": ("1", "{} is located in the continent of", "Kenya", "Asia", "Africa", "P30"),
+         "zsre_first": ("When was the inception of {}?", "1932"),
+         "concept_first": ("owl", "The term owl refers to", "a nocturnal bird of prey", "Animal"),
+         "train_first": "8", "val_first": "10"}
+
+
 @pytest.fixture(scope="module")
-def data_dir() -> Path:
-    """The offline data: $EDITBENCH_DATA, else ../shared/data beside the repository root."""
-    path = Path(os.environ.get("EDITBENCH_DATA") or Path(__file__).parents[2] / "shared" / "data")
-    if not path.is_dir():
-        pytest.skip(f"edit data not found at {path}; set EDITBENCH_DATA")
-    return path
+def expect(data_dir) -> dict:
+    return SMALL if data_dir == FIXTURE_DATA else FULL
 
 
 def dataset(name: str, **overrides):
@@ -70,22 +86,25 @@ def test_resolve_data_dir_missing_dir_is_named(tmp_path, monkeypatch, via_env):
 # --------------------------------------------------------------------------- CounterFact
 
 
-def test_counterfact_edit_split(data_dir):
+def test_counterfact_edit_split(data_dir, expect):
     reqs = load_requests(dataset("counterfact"), data_dir)
-    assert len(reqs) == 10_000
+    assert len(reqs) == expect["counterfact"]
     first = reqs[0]
-    assert (first.case_id, first.subject, first.prompt) == ("0", "Danielle Darrieux", "The mother tongue of {} is")
-    assert first.prompt_text == "The mother tongue of Danielle Darrieux is"
-    assert (first.target_new, first.target_true) == ("English", "French")
-    assert first.rephrase_prompts == ("Where Danielle Darrieux is from, people speak the language of",)
-    assert first.locality_prompts == ("Michel Rocard is a native speaker of",)
-    assert first.locality_answers == ("French",)
+    case_id, subject, prompt, new, true, rephrase, locality, answer = expect["cf_first"]
+    assert (first.case_id, first.subject, first.prompt) == (case_id, subject, prompt)
+    assert first.prompt_text == prompt.replace("{}", subject)
+    assert (first.target_new, first.target_true) == (new, true)
+    assert first.rephrase_prompts == (rephrase,)
+    assert first.locality_prompts == (locality,)
+    assert first.locality_answers == (answer,)
     assert first.dataset == "counterfact"
     assert all(r.prompt.count("{}") == 1 and r.target_new == r.target_new.strip() for r in reqs)
-    assert len({r.case_id for r in reqs}) == 10_000
+    assert len({r.case_id for r in reqs}) == expect["counterfact"]
 
 
-def test_counterfact_splits_cover_all_case_ids(data_dir):
+@pytest.mark.full_data("all 21,919 CounterFact case_ids in counterfact-{edit,train,val}.json")
+def test_counterfact_splits_cover_all_case_ids(shared_data):
+    data_dir = shared_data
     sizes = {}
     ids: set[str] = set()
     for split in ("edit", "train", "val"):
@@ -96,14 +115,14 @@ def test_counterfact_splits_cover_all_case_ids(data_dir):
     assert ids == {str(i) for i in range(21_919)}
 
 
-def test_counterfact_rome_enrichment(data_dir):
+def test_counterfact_rome_enrichment(data_dir, expect):
     reqs = load_requests(dataset("counterfact"), data_dir)
     enriched = [r for r in reqs if r.neighborhood_prompts]
-    assert len(enriched) == 239  # the ROME sample's case_ids that fall in the edit split
+    assert len(enriched) == expect["enriched"]  # the ROME sample's case_ids that fall in the edit split
     assert all(len(r.neighborhood_prompts) == 10 for r in enriched)
     assert all(len(r.extra["paraphrase_prompts"]) == 2 for r in enriched)
     assert all(len(r.rephrase_prompts) == 1 for r in enriched)  # Generalization keeps EasyEdit's prompt
-    plain = load_requests(dataset("counterfact", rome_file=None), data_dir, num_edits=50)
+    plain = load_requests(dataset("counterfact", rome_file=None), data_dir, num_edits=min(50, len(reqs)))
     assert not any(r.neighborhood_prompts for r in plain)
 
 
@@ -113,16 +132,17 @@ def test_counterfact_missing_rome_file_only_warns(data_dir, caplog):
     assert len(reqs) == 5 and "nope.json" in caplog.text
 
 
-def test_counterfact_rome_sample(data_dir):
+def test_counterfact_rome_sample(data_dir, expect):
     reqs = load_requests(dataset("counterfact_rome"), data_dir)
-    assert len(reqs) == 500
+    assert len(reqs) == expect["rome"]
     r = reqs[0]
-    assert (r.case_id, r.prompt, r.subject) == ("20952", "{} is located in", "Angola")
-    assert (r.target_new, r.target_true) == ("Antarctica", "Africa")
+    case_id, prompt, subject, new, true, relation = expect["rome_first"]
+    assert (r.case_id, r.prompt, r.subject) == (case_id, prompt, subject)
+    assert (r.target_new, r.target_true) == (new, true)
     assert all(len(x.neighborhood_prompts) == 10 and len(x.rephrase_prompts) == 2 for x in reqs)
     assert all(x.locality_prompts == x.neighborhood_prompts for x in reqs)
     assert all(x.locality_answers == (x.target_true,) * 10 for x in reqs)
-    assert r.extra["relation_id"] == "P30"
+    assert r.extra["relation_id"] == relation
 
 
 def test_rome_sample_agrees_with_easyedit_records(data_dir):
@@ -140,27 +160,28 @@ def _raw(data_dir: Path, file: str) -> list:
     return json.loads((data_dir / file).read_text(encoding="utf-8"))
 
 
-def test_zsre_easyedit_convention(data_dir):
+def test_zsre_easyedit_convention(data_dir, expect):
     cfg = dataset("zsre")
     raw = _raw(data_dir, cfg.file)
     reqs = load_requests(cfg, data_dir)
-    assert len(reqs) == 1_037 and cfg.scorer == "easyedit"
+    assert len(reqs) == expect["zsre"] and cfg.scorer == "easyedit"
     assert [r.target_new for r in reqs] == [x["alt"].strip() for x in raw]
     assert [r.target_true for r in reqs] == [x["answers"][0].strip() for x in raw]
     assert [r.locality_prompts for r in reqs] == [(x["loc"],) for x in raw]
     assert [r.locality_answers for r in reqs] == [(x["loc_ans"],) for x in raw]
     r = reqs[0]
-    assert (r.case_id, r.prompt) == ("0", "When was the inception of {}?")
+    prompt, pred = expect["zsre_first"]
+    assert (r.case_id, r.prompt) == ("0", prompt)
     assert r.prompt_text == raw[0]["src"]
-    assert "portability" in r.extra and r.extra["pred"] == "2011"
+    assert "portability" in r.extra and r.extra["pred"] == pred
     assert any(x["alt"] != x["alt"].strip() for x in raw)  # the file has padded targets; we strip them
 
 
-def test_zsre_memit_convention(data_dir):
+def test_zsre_memit_convention(data_dir, expect):
     cfg = dataset("zsre", convention="memit")
     raw = _raw(data_dir, cfg.file)
     reqs = load_requests(cfg, data_dir)
-    assert len(reqs) == 1_037 and cfg.scorer == "memit" and "memit" in cfg.label
+    assert len(reqs) == expect["zsre"] and cfg.scorer == "memit" and "memit" in cfg.label
     assert [r.target_new for r in reqs] == [x["answers"][0].strip() for x in raw]
     assert all(r.target_true is None for r in reqs)
     assert [r.locality_prompts for r in reqs] == [(x["loc"] + "?",) for x in raw]
@@ -171,16 +192,17 @@ def test_zsre_memit_convention(data_dir):
 
 
 @pytest.mark.parametrize("setting", ["inter", "intra"])
-def test_conceptedit_substitute(data_dir, setting):
+def test_conceptedit_substitute(data_dir, expect, setting):
     cfg = dataset("conceptedit", setting=setting)
     assert cfg.file == f"editbench_concepts/{setting}.json"
     assert cfg.label == "concepts (ConceptEdit schema, not the original data)"
     reqs = load_requests(cfg, data_dir)
-    assert len(reqs) == 112
+    assert len(reqs) == expect["concepts"]
     r = reqs[0]
-    assert (r.subject, r.prompt, r.rephrase_prompts) == ("dog", "The definition of {} is", ("The term dog refers to",))
-    assert r.target_true.startswith("a domesticated carnivorous mammal")
-    assert len(r.extra["instance_prompts"]) == 2 and r.extra["superclass"] == "Animal"
+    subject, rephrase, definition, superclass = expect["concept_first"]
+    assert (r.subject, r.prompt, r.rephrase_prompts) == (subject, "The definition of {} is", (rephrase,))
+    assert r.target_true.startswith(definition)
+    assert len(r.extra["instance_prompts"]) == 2 and r.extra["superclass"] == superclass
 
 
 def test_conceptedit_fixture():
@@ -200,29 +222,32 @@ def test_conceptedit_fixture():
 # --------------------------------------------------------------------------- selection
 
 
-def test_offset_and_num_edits_tile_the_stream(data_dir):
-    cfg = dataset("zsre")
-    whole = load_requests(cfg, data_dir, num_edits=30)
-    chunks = load_requests(cfg, data_dir, num_edits=10) + load_requests(cfg, data_dir, num_edits=20, offset=10)
-    assert chunks == whole and [r.case_id for r in whole] == [str(i) for i in range(30)]
-    assert load_requests(cfg, data_dir, offset=1_030) == load_requests(cfg, data_dir)[1_030:]
+def test_offset_and_num_edits_tile_the_stream(data_dir, expect):
+    cfg, n = dataset("zsre"), expect["zsre"]
+    total, first = min(30, n), min(10, n // 2)
+    whole = load_requests(cfg, data_dir, num_edits=total)
+    chunks = (load_requests(cfg, data_dir, num_edits=first)
+              + load_requests(cfg, data_dir, num_edits=total - first, offset=first))
+    assert chunks == whole and [r.case_id for r in whole] == [str(i) for i in range(total)]
+    assert load_requests(cfg, data_dir, offset=n - 3) == load_requests(cfg, data_dir)[n - 3:]
 
 
-def test_random_selection_is_a_seeded_permutation(data_dir):
-    cfg = dataset("zsre", selection="random")
+def test_random_selection_is_a_seeded_permutation(data_dir, expect):
+    cfg, n = dataset("zsre", selection="random"), expect["zsre"]
     a = load_requests(cfg, data_dir, seed=3)
     assert a == load_requests(cfg, data_dir, seed=3)
-    assert sorted(int(r.case_id) for r in a) == list(range(1_037))
-    assert [r.case_id for r in a] != [str(i) for i in range(1_037)]
+    assert sorted(int(r.case_id) for r in a) == list(range(n))
+    assert [r.case_id for r in a] != [str(i) for i in range(n)]
     assert a != load_requests(cfg, data_dir, seed=4)
-    assert load_requests(cfg, data_dir, seed=3, num_edits=5, offset=7) == a[7:12]
+    assert load_requests(cfg, data_dir, seed=3, num_edits=2, offset=3) == a[3:5]
 
 
-def test_too_many_edits_says_how_many_exist(data_dir):
-    with pytest.raises(DataError, match="has 1037 records"):
-        load_requests(dataset("zsre"), data_dir, num_edits=2_000)
-    with pytest.raises(DataError, match="has 1037 records"):
-        load_requests(dataset("zsre"), data_dir, offset=1_037)
+def test_too_many_edits_says_how_many_exist(data_dir, expect):
+    n = expect["zsre"]
+    with pytest.raises(DataError, match=f"has {n} records"):
+        load_requests(dataset("zsre"), data_dir, num_edits=2 * n)
+    with pytest.raises(DataError, match=f"has {n} records"):
+        load_requests(dataset("zsre"), data_dir, offset=n)
 
 
 @pytest.mark.parametrize(
@@ -387,25 +412,25 @@ def test_skip_drops_and_reports_bad_records(tmp_path, caplog):
         load_requests(cfg, tmp_path, num_edits=5)
 
 
-def test_same_arguments_same_requests(data_dir):
-    cfg = dataset("counterfact", selection="random")
-    a = load_requests(cfg, data_dir, num_edits=20, offset=3, seed=11)
-    b = load_requests(cfg, data_dir, num_edits=20, offset=3, seed=11)
+def test_same_arguments_same_requests(data_dir, expect):
+    cfg, n = dataset("counterfact", selection="random"), min(20, expect["counterfact"] - 3)
+    a = load_requests(cfg, data_dir, num_edits=n, offset=3, seed=11)
+    b = load_requests(cfg, data_dir, num_edits=n, offset=3, seed=11)
     assert a == b and all(isinstance(r, EditRequest) for r in a)
     assert [r.extra for r in a] == [r.extra for r in b]
 
 
-def test_plain_dict_config_resolves_relative_interpolation(data_dir):
+def test_plain_dict_config_resolves_relative_interpolation(data_dir, expect):
     cfg = {"name": "counterfact", "format": "easyedit", "split": "val",
            "file": "counterfact_easyedit_mend_format/counterfact-${.split}.json"}
-    assert load_requests(cfg, data_dir, num_edits=1)[0].case_id == "10"
+    assert load_requests(cfg, data_dir, num_edits=1)[0].case_id == expect["val_first"]
 
 
-def test_hydra_composes_the_dataset_group(data_dir):
+def test_hydra_composes_the_dataset_group(data_dir, expect):
     hydra = pytest.importorskip("hydra")
     import editbench.config  # noqa: F401  (registers the schemas conf/*.yaml name in their defaults lists)
 
     with hydra.initialize_config_dir(config_dir=str(CONF.parent), version_base=None):
         cfg = hydra.compose(overrides=["+dataset=counterfact", "dataset.split=train"])
     assert cfg.dataset.file == "counterfact_easyedit_mend_format/counterfact-train.json"
-    assert load_requests(cfg.dataset, data_dir, num_edits=1)[0].case_id == "2"
+    assert load_requests(cfg.dataset, data_dir, num_edits=1)[0].case_id == expect["train_first"]

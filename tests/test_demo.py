@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from editbench.config import CONF_DIR
 from editbench.data import load_requests, resolve_data_dir
 from editbench.demo import EDIT_FILE, STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
@@ -18,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def counterfact():
-    return OmegaConf.load(REPO / "conf" / "dataset" / "counterfact.yaml")
+    return OmegaConf.load(CONF_DIR / "dataset" / "counterfact.yaml")
 
 
 def test_no_data_dir_falls_back_to_the_demo_with_a_warning(monkeypatch, caplog):
@@ -31,6 +32,7 @@ def test_no_data_dir_falls_back_to_the_demo_with_a_warning(monkeypatch, caplog):
     assert "EDITBENCH_DATA" in record.getMessage()
 
 
+@pytest.mark.full_data("EasyEdit's CounterFact counterfact-edit.json, whose record schema the demo must mirror")
 def test_demo_records_mirror_easyedit_counterfact_exactly(shared_data):
     """Same keys in the same order and the same value types as EasyEdit's counterfact-edit.json."""
     reference = json.loads((shared_data / "counterfact_easyedit_mend_format" / "counterfact-edit.json").read_text())[0]
@@ -58,7 +60,7 @@ def test_more_edits_than_the_demo_holds_is_a_clear_error():
 
 
 def test_other_datasets_on_the_demo_say_what_to_do():
-    zsre = OmegaConf.load(REPO / "conf" / "dataset" / "zsre.yaml")
+    zsre = OmegaConf.load(CONF_DIR / "dataset" / "zsre.yaml")
     with pytest.raises(DataError, match=r"demo set .* holds only .*dataset=counterfact.*data_dir=.*EDITBENCH_DATA"):
         load_requests(zsre, demo_dir(), num_edits=1)
 
@@ -72,13 +74,14 @@ def test_the_statistics_text_stands_in_for_wikitext_on_the_demo(tmp_path, caplog
     assert corpus_text("demo", tmp_path)[1] == corpus_id  # stats.corpus=demo works with any data dir
 
 
-def test_package_data_ships_every_demo_file():
-    """pyproject's package-data globs (relative to src/editbench) must cover every demo file."""
+def test_package_data_ships_every_demo_and_config_file():
+    """pyproject's package-data globs (relative to src/editbench) must cover every demo file and config."""
     tomllib = pytest.importorskip("tomllib")
     patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["editbench"]
     package = REPO / "src" / "editbench"
     shipped = {p for pattern in patterns for p in package.glob(pattern) if p.is_file()}
     wanted = {p for p in demo_dir().rglob("*") if p.is_file() and p.suffix != ".pyc" and p.name != "__init__.py"}
+    wanted |= {p for p in CONF_DIR.rglob("*") if p.is_file()}
     assert wanted and wanted <= shipped, sorted(str(p) for p in wanted - shipped)
 
 

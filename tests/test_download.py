@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from editbench.config import CONF_DIR
 from editbench.data import load_requests
-from editbench.data.download import MIRROR_ENV, ONLINE_ENV, REMOTES, cache_dir, data_file
+from editbench.data.download import MIRROR_ENV, ONLINE_ENV, REMOTES, Remote, cache_dir, data_file
 from editbench.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ SAMPLE = "counterfact_rome_format/counterfact_500_sample.json"
 
 
 def dataset_cfg():
-    return OmegaConf.load(REPO / "conf" / "dataset" / "counterfact_rome.yaml")
+    return OmegaConf.load(CONF_DIR / "dataset" / "counterfact_rome.yaml")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -50,11 +51,13 @@ def serve(root: Path, relative: str, content: bytes) -> None:
     (root / relative).write_bytes(content)
 
 
-def test_missing_file_is_downloaded_checked_cached_and_read(mirror, shared_data, tmp_path, isolated_cache,
+def test_missing_file_is_downloaded_checked_cached_and_read(mirror, data_dir, tmp_path, isolated_cache,
                                                             monkeypatch):
     root, url = mirror
-    original = (shared_data / SAMPLE).read_bytes()
-    assert hashlib.sha256(original).hexdigest() == REMOTES[SAMPLE].sha256  # the registry's checksum is this file's
+    original = (data_dir / SAMPLE).read_bytes()
+    # The registry's checksums are the real files' (test_every_registered_checksum_matches_the_offline_copy);
+    # here the file served is whichever copy the tests have, so the registry takes its checksum.
+    monkeypatch.setitem(REMOTES, SAMPLE, Remote(REMOTES[SAMPLE].url, hashlib.sha256(original).hexdigest()))
     serve(root, SAMPLE, original)
     monkeypatch.setenv(ONLINE_ENV, "1")
     monkeypatch.setenv(MIRROR_ENV, url)
@@ -66,16 +69,16 @@ def test_missing_file_is_downloaded_checked_cached_and_read(mirror, shared_data,
     cached = isolated_cache / "data" / SAMPLE
     assert cached.is_file() and hashlib.sha256(cached.read_bytes()).hexdigest() == REMOTES[SAMPLE].sha256
     assert not list(cached.parent.glob(".*.part"))
-    assert requests == load_requests(dataset_cfg(), shared_data, num_edits=3)
+    assert requests == load_requests(dataset_cfg(), data_dir, num_edits=3)
     # Later runs use the cached copy, offline and with the mirror gone.
     (root / SAMPLE).unlink()
     monkeypatch.delenv(ONLINE_ENV)
     assert data_file(empty, SAMPLE) == cached
 
 
-def test_checksum_mismatch_raises_and_leaves_no_file(mirror, shared_data, tmp_path, isolated_cache, monkeypatch):
+def test_checksum_mismatch_raises_and_leaves_no_file(mirror, data_dir, tmp_path, isolated_cache, monkeypatch):
     root, url = mirror
-    serve(root, SAMPLE, (shared_data / SAMPLE).read_bytes() + b"\n")
+    serve(root, SAMPLE, (data_dir / SAMPLE).read_bytes() + b"\n")
     monkeypatch.setenv(ONLINE_ENV, "1")
     monkeypatch.setenv(MIRROR_ENV, url)
     with pytest.raises(DataError, match=r"checksum mismatch for counterfact_rome_format/counterfact_500_sample\.json"):
@@ -107,6 +110,7 @@ def test_unreachable_source_is_one_clear_error(tmp_path, isolated_cache, monkeyp
     assert not list((cache_dir() / "counterfact_rome_format").glob("*"))
 
 
+@pytest.mark.full_data("the offline copies of every registered data file (their sha256)")
 def test_every_registered_checksum_matches_the_offline_copy(shared_data):
     """The checksums were taken from ../shared/data; a changed copy or a typo would fail every download."""
     for relative, remote in REMOTES.items():
@@ -120,8 +124,8 @@ def test_every_registered_checksum_matches_the_offline_copy(shared_data):
         assert digest.hexdigest() == remote.sha256, relative
 
 
-def test_files_present_in_the_data_dir_never_touch_the_cache(shared_data, isolated_cache, monkeypatch):
+def test_files_present_in_the_data_dir_never_touch_the_cache(data_dir, isolated_cache, monkeypatch):
     monkeypatch.setenv(ONLINE_ENV, "1")
     monkeypatch.setenv(MIRROR_ENV, "http://127.0.0.1:9")  # would fail if it were ever contacted
-    assert data_file(shared_data, SAMPLE) == shared_data / SAMPLE
+    assert data_file(data_dir, SAMPLE) == data_dir / SAMPLE
     assert not cache_dir().exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +13,13 @@ from lm_eval.api.model import LM
 from omegaconf import OmegaConf
 from rouge_score import rouge_scorer
 
+from editbench.config import CONF_DIR
 from editbench.errors import ConfigError, DataError
 from evaluation import data, metrics
 from evaluation.downstream import TASKS, _run, evaluate_downstream, retention
 from evaluation.tasks import SPECS, lm_eval_config
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "downstream"
+CONF = CONF_DIR / "downstream"
 
 # --------------------------------------------------------------------------- lenient exact match
 
@@ -153,6 +153,7 @@ def test_retention():
 
 @pytest.mark.parametrize(("task", "count"), [("rte", 2489), ("sst2", 872), ("nq", 3610), ("samsum", 818),
                                              ("rte_ll", 262), ("sst2_ll", 856)])
+@pytest.mark.full_data("the real general-ability files (gu2024_general_tasks/, alphaedit_glue_eval/): their row counts")
 def test_readers_on_the_real_files(shared_data, task, count):
     spec = SPECS[task]
     docs, sha = data.load_docs(spec.reader, shared_data / spec.file, None)
@@ -160,6 +161,7 @@ def test_readers_on_the_real_files(shared_data, task, count):
     assert len(data.load_docs(spec.reader, shared_data / spec.file, 5)[0]) == 5
 
 
+@pytest.mark.full_data("the first records of the real RTE, GLUE-RTE and NQ files")
 def test_label_mappings_and_prompts(shared_data):
     rte, _ = data.load_docs(data.read_rte, shared_data / SPECS["rte"].file, 1)
     assert rte[0]["label"] == "False"  # "No Weapons of Mass Destruction Found..." is not_entailment
@@ -244,13 +246,13 @@ def test_lm_eval_multiple_choice_through_scripted_lm():
     assert res["f1,none"] == pytest.approx(metrics.macro_f1([(1, 1), (0, 0), (0, 1)]))
 
 
-def test_every_task_end_to_end_on_a_tiny_model(tiny, shared_data):
+def test_every_task_end_to_end_on_a_tiny_model(tiny, data_dir):
     random.seed(1)
     np.random.seed(1)
     torch.manual_seed(1)
     tiny.model.train()  # lm-eval's HFLM calls .eval(); the caller's mode must come back
     try:
-        res = evaluate_downstream(tiny.model, tiny.tokenizer, shared_data, TASKS, 2, batch_size=2, max_length=192)
+        res = evaluate_downstream(tiny.model, tiny.tokenizer, data_dir, TASKS, 2, batch_size=2, max_length=192)
         assert tiny.model.training
     finally:
         tiny.model.eval()
@@ -270,9 +272,9 @@ def test_every_task_end_to_end_on_a_tiny_model(tiny, shared_data):
     assert {"acc", "f1", "mcc"} <= set(res["sst2_ll"]) and "em" in res["nq"]
 
 
-def test_pre_edit_cache_returns_the_stored_result_only_for_the_same_key(tiny, shared_data, tmp_path):
+def test_pre_edit_cache_returns_the_stored_result_only_for_the_same_key(tiny, data_dir, tmp_path):
     def evaluate(n, weights="w0"):
-        return evaluate_downstream(tiny.model, tiny.tokenizer, shared_data, ["rte", "sst2_ll"], n, batch_size=2,
+        return evaluate_downstream(tiny.model, tiny.tokenizer, data_dir, ["rte", "sst2_ll"], n, batch_size=2,
                                    max_length=192, cache=(weights, tmp_path))
 
     first = evaluate(2)

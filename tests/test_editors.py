@@ -6,9 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from editbench.editors.base import REGISTRY, build_editor
+from editbench.editors.base import REGISTRY
 from editbench.errors import ConfigError, NumericalError
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e39])  # 1e39 overflows float32

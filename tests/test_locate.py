@@ -187,23 +187,23 @@ def test_value_optimisation_reaches_top1_on_smollm2(smollm2):
                                                                                         "Berlin")[0]
 
 
-def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, shared_data, isolated_cache):
+def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, data_dir, isolated_cache):
     from editbench.models import load_model
     from tests.conftest import tiny_cfg
 
     params = StatsParams(n_tokens=2000, max_len=64)
-    stats = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, shared_data)
+    stats = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, data_dir)
     c0 = stats(1)
     assert c0.dtype == torch.float64 and c0.shape == (tiny.spec.ffn_size,) * 2
     torch.testing.assert_close(c0, c0.T)
     assert torch.linalg.eigvalsh(c0).min() > -1e-10
     files = list((isolated_cache / "stats").glob("*.safetensors"))
     assert len(files) == 1
-    again = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, shared_data)
+    again = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, data_dir)
     assert again.path(1) == files[0]
     torch.testing.assert_close(again(1), c0)
     other = load_model(tiny_cfg(seed=1))
-    other_stats = SecondMoments(other.model, other.tokenizer, other.spec, other.fingerprint, params, shared_data)
+    other_stats = SecondMoments(other.model, other.tokenizer, other.spec, other.fingerprint, params, data_dir)
     assert other_stats.path(1) != files[0]
     assert not torch.allclose(other_stats(1), c0)
     assert len(list((isolated_cache / "stats").glob("*.safetensors"))) == 2
@@ -218,12 +218,12 @@ def test_several_layers_in_one_optimisation_equal_separate_runs(tiny):
         torch.testing.assert_close(joint.values[j * 2 : j * 2 + 2], alone.values, rtol=1e-4, atol=1e-5)
 
 
-def test_second_moment_equals_mean_outer_product_by_hand(tiny, shared_data, isolated_cache):
+def test_second_moment_equals_mean_outer_product_by_hand(tiny, data_dir, isolated_cache):
     from editbench.locate.stats import corpus_text, token_windows
 
     params = StatsParams(n_tokens=600, max_len=32)
-    c0 = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, shared_data)(1)
-    text, _ = corpus_text("wikitext2", shared_data)
+    c0 = SecondMoments(tiny.model, tiny.tokenizer, tiny.spec, tiny.fingerprint, params, data_dir)(1)
+    text, _ = corpus_text("wikitext2", data_dir)
     keys = []
     for window in token_windows(tiny.tokenizer, text, 600, 32):
         with Trace(tiny.spec.down_proj(tiny.model, 1), retain_input=True) as t:

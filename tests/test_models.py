@@ -7,13 +7,13 @@ import hashlib
 import importlib.util
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from editbench.config import CONF_DIR
 from editbench.errors import ConfigError, ModelError
 from editbench.models import (
     LoadedModel,
@@ -25,7 +25,7 @@ from editbench.models import (
     tiny_tokenizer,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+CONF = CONF_DIR / "model"
 REQUIRED_KEYS = {"name", "source", "path", "gguf_file", "dtype", "device", "device_map", "trust_remote_code", "tiny"}
 
 

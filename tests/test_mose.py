@@ -9,9 +9,9 @@ import scipy.stats
 import torch
 from omegaconf import OmegaConf
 
-from editbench.editors.base import build_editor
 from editbench.editors.mose import orthogonality_error, procrustes
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 from editbench.telemetry import matrix_stats
 
 MOSE_CFG = {
@@ -99,11 +99,11 @@ def test_cayley_blocks_are_orthogonal():
     assert torch.allclose(cayley(torch.zeros(2, 3, 3)), torch.eye(3).expand(2, 3, 3))
 
 
-def test_mose_oft_run_keeps_spectrum(tmp_path, shared_data, isolated_cache):
+def test_mose_oft_run_keeps_spectrum(tmp_path, data_dir, isolated_cache):
     from editbench.sinks import read_jsonl
     from tests.test_runner import tiny_run
 
-    tiny_run(tmp_path, shared_data, "method=mose_oft", "num_edits=2", "method.coft_eps=1.0")
+    tiny_run(tmp_path, data_dir, "method=mose_oft", "num_edits=2", "method.coft_eps=1.0")
     steps = read_jsonl(tmp_path / "steps.jsonl")
     assert steps[-1]["layers"] == [1, 2]
     for layer in ("1", "2"):

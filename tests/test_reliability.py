@@ -37,8 +37,8 @@ def results(run_dir: Path) -> tuple[list[dict], dict]:
     return read_jsonl(run_dir / "edits.jsonl"), json.loads((run_dir / "summary.json").read_text())
 
 
-def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, shared_data, isolated_cache):
-    args = [*TINY, "method=mose", "num_edits=40", f"data_dir={shared_data}"]
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, run_data, isolated_cache):
+    args = [*TINY, "method=mose", "num_edits=40", f"data_dir={run_data}"]
     env = {"EDITBENCH_CACHE": str(isolated_cache)}
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     code, log = finish(cli(*args, f"hydra.run.dir={whole}", env_extra=env))
@@ -65,8 +65,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, share
                                rtol=0, atol=0)
 
 
-def test_resume_refuses_other_settings_and_a_used_run_dir_needs_resume(tmp_path, shared_data, isolated_cache):
-    base = [*TINY, "method=mose", "num_edits=2", f"data_dir={shared_data}"]
+def test_resume_refuses_other_settings_and_a_used_run_dir_needs_resume(tmp_path, data_dir, isolated_cache):
+    base = [*TINY, "method=mose", "num_edits=2", f"data_dir={data_dir}"]
     run(compose(base), tmp_path)
     from editbench.errors import ConfigError
 
@@ -77,19 +77,19 @@ def test_resume_refuses_other_settings_and_a_used_run_dir_needs_resume(tmp_path,
         run(compose([*base, "method.mom2_update_weight=3", f"resume={tmp_path}"]), tmp_path)
 
 
-def test_same_config_and_seed_give_identical_edits_and_summary(tmp_path, shared_data, isolated_cache):
-    args = [*TINY, "method=memit", "num_edits=3", "batch_size=1", f"data_dir={shared_data}"]
+def test_same_config_and_seed_give_identical_edits_and_summary(tmp_path, data_dir, isolated_cache):
+    args = [*TINY, "method=memit", "num_edits=3", "batch_size=1", f"data_dir={data_dir}"]
     run(compose(args), tmp_path / "a")
     run(compose(args), tmp_path / "b")
     assert (tmp_path / "a" / "edits.jsonl").read_bytes() == (tmp_path / "b" / "edits.jsonl").read_bytes()
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
 
 
-def test_a_non_finite_update_fails_the_step_and_leaves_the_weights(tmp_path, shared_data, isolated_cache):
+def test_a_non_finite_update_fails_the_step_and_leaves_the_weights(tmp_path, data_dir, isolated_cache):
     # An infinite Adam step makes the trained weights inf or NaN: the guard must refuse them.
     args = [*TINY, "method=ft", "num_edits=2", "method.lr=inf", "method.norm_constraint=inf",
             "method.steps=5", "method.early_stop=-1",
-            f"data_dir={shared_data}"]
+            f"data_dir={data_dir}"]
     run(compose(args), tmp_path)
     steps = read_jsonl(tmp_path / "steps.jsonl")
     assert all(s["edit_failed"] and s["rejected_layers"] == [s["layers"][0]] for s in steps)
@@ -104,8 +104,8 @@ BAD_RECORDS = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_RECORDS))
-def test_bad_records_at_the_command_line_give_one_message(tmp_path, shared_data, case):
-    records = json.loads((shared_data / "counterfact_easyedit_mend_format" / "counterfact-edit.json").read_text())[:3]
+def test_bad_records_at_the_command_line_give_one_message(tmp_path, data_dir, case):
+    records = json.loads((data_dir / "counterfact_easyedit_mend_format" / "counterfact-edit.json").read_text())[:3]
     change, field = BAD_RECORDS[case]
     records[1] = {**records[1], **change}
     folder = tmp_path / "data" / "counterfact_easyedit_mend_format"
@@ -144,8 +144,8 @@ def test_no_pickle_and_no_unsafe_torch_load_in_the_code():
         assert "trust_remote_code=True" not in text, path
 
 
-def test_default_run_dir_then_resume_by_path(tmp_path, shared_data, isolated_cache):
-    env = {"EDITBENCH_CACHE": str(isolated_cache), "EDITBENCH_DATA": str(shared_data)}
+def test_default_run_dir_then_resume_by_path(tmp_path, data_dir, isolated_cache):
+    env = {"EDITBENCH_CACHE": str(isolated_cache), "EDITBENCH_DATA": str(data_dir)}
     code, log = finish(cli(*TINY, "num_edits=1", env_extra=env, cwd_dir=tmp_path))
     assert code == 0, log
     (run_dir,) = [p.parent for p in tmp_path.glob("outputs/*/*/summary.json")]  # Hydra's dated default

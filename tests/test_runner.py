@@ -21,14 +21,14 @@ def compose_cfg(*overrides: str):
     return compose(overrides)
 
 
-def tiny_run(tmp_path, shared_data, *overrides: str) -> dict:
+def tiny_run(tmp_path, data_dir, *overrides: str) -> dict:
     cfg = compose_cfg("model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled",
-                      f"data_dir={shared_data}", *overrides)
+                      f"data_dir={data_dir}", *overrides)
     return run(cfg, tmp_path)
 
 
-def test_mose_run_writes_steps_edits_summary_and_keeps_norms(tmp_path, shared_data, isolated_cache):
-    summary = tiny_run(tmp_path, shared_data, "method=mose", "num_edits=4")
+def test_mose_run_writes_steps_edits_summary_and_keeps_norms(tmp_path, data_dir, isolated_cache):
+    summary = tiny_run(tmp_path, data_dir, "method=mose", "num_edits=4")
     steps = read_jsonl(tmp_path / "steps.jsonl")
     edits = read_jsonl(tmp_path / "edits.jsonl")
     assert [s["step"] for s in steps] == [1, 2, 3, 4]
@@ -44,8 +44,8 @@ def test_mose_run_writes_steps_edits_summary_and_keeps_norms(tmp_path, shared_da
     assert templates[0] == ["{}"] and len(templates[1]) == 5
 
 
-def test_ft_immediate_and_batches(tmp_path, shared_data, isolated_cache):
-    summary = tiny_run(tmp_path, shared_data, "method=ft", "num_edits=4", "batch_size=2", "eval_at=immediate")
+def test_ft_immediate_and_batches(tmp_path, data_dir, isolated_cache):
+    summary = tiny_run(tmp_path, data_dir, "method=ft", "num_edits=4", "batch_size=2", "eval_at=immediate")
     steps = read_jsonl(tmp_path / "steps.jsonl")
     edits = read_jsonl(tmp_path / "edits.jsonl")
     assert [len(s["case_ids"]) for s in steps] == [2, 2]
@@ -55,8 +55,8 @@ def test_ft_immediate_and_batches(tmp_path, shared_data, isolated_cache):
     assert steps[-1]["matrices"]["1"]["delta_fro"] > 0  # additive: W moved
 
 
-def test_checkpoint_protocol_scores_all_edits_so_far(tmp_path, shared_data, isolated_cache):
-    tiny_run(tmp_path, shared_data, "method=ft", "num_edits=3", "eval_at=[1,2]")
+def test_checkpoint_protocol_scores_all_edits_so_far(tmp_path, data_dir, isolated_cache):
+    tiny_run(tmp_path, data_dir, "method=ft", "num_edits=3", "eval_at=[1,2]")
     edits = read_jsonl(tmp_path / "edits.jsonl")
     assert [e["eval_step"] for e in edits] == [1, 2, 2, 3, 3, 3]
 
@@ -81,20 +81,20 @@ def test_cli_unknown_data_dir_gives_one_clear_error(tmp_path):
     assert "/nonexistent/place" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, shared_data, isolated_cache):
-    tiny_run(tmp_path, shared_data, "method=ft", "num_edits=2", "logger.wandb.mode=offline")
+def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, data_dir, isolated_cache):
+    tiny_run(tmp_path, data_dir, "method=ft", "num_edits=2", "logger.wandb.mode=offline")
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     assert list(runs[0].glob("run-*.wandb"))
 
 
-def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isolated_cache):
+def test_report_tables_and_norm_plot_from_real_runs(tmp_path, data_dir, isolated_cache):
     from editbench.report import collect, main
 
     cells = [("mose", "counterfact", 0), ("mose", "counterfact", 1), ("ft", "counterfact", 0),
              ("mose", "zsre", 0), ("ft", "zsre", 0)]
     for method, dataset, seed in cells:
-        tiny_run(tmp_path / "runs" / f"{method}-{dataset}-{seed}", shared_data, f"method={method}",
+        tiny_run(tmp_path / "runs" / f"{method}-{dataset}-{seed}", data_dir, f"method={method}",
                  f"dataset={dataset}", f"seed={seed}", "num_edits=2")
     df = collect(tmp_path / "runs")
     assert sorted(df.method) == ["ft", "ft", "mose", "mose", "mose"]
@@ -127,8 +127,8 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, shared_data, isola
     assert "--" in tex and "nan" not in tex
 
 
-def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_data, isolated_cache):
-    summary = tiny_run(tmp_path, shared_data, "method=ft", "num_edits=3", "downstream=glue",
+def test_downstream_before_every_k_and_after_with_retention(tmp_path, data_dir, isolated_cache):
+    summary = tiny_run(tmp_path, data_dir, "method=ft", "num_edits=3", "downstream=glue",
                        "downstream.n_examples=4", "downstream.every_k_steps=2")
     records = read_jsonl(tmp_path / "downstream.jsonl")
     assert sorted({r["step"] for r in records}) == [0, 2, 3]
@@ -148,10 +148,10 @@ def test_downstream_before_every_k_and_after_with_retention(tmp_path, shared_dat
     assert (tmp_path / "fig3" / "downstream.png").stat().st_size > 1000
 
 
-def test_bench_splits_an_edit_into_phases_in_a_fresh_process(tmp_path, shared_data, isolated_cache, monkeypatch):
+def test_bench_splits_an_edit_into_phases_in_a_fresh_process(tmp_path, data_dir, isolated_cache, monkeypatch):
     from editbench.bench import main
 
-    monkeypatch.setenv("EDITBENCH_DATA", str(shared_data))
+    monkeypatch.setenv("EDITBENCH_DATA", str(data_dir))
     monkeypatch.setenv("EDITBENCH_CACHE", str(isolated_cache))
     report = main(["--model", "tiny-llama", "--methods", "mose", "--edits", "2", "--sections", "methods",
                    "--set", "stats.n_tokens=2000", "--threads", "1", "--out", str(tmp_path)])
@@ -199,9 +199,9 @@ def test_every_committed_cell_composes_to_the_experiment_it_names(cells_file):
             assert name.split("-")[0] == cfg.method.name
 
 
-def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, shared_data):
+def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, data_dir):
     sweep = tmp_path / "sweep-42"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDITBENCH_DATA": str(shared_data)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "EDITBENCH_DATA": str(data_dir)}
     proc = subprocess.run([sys.executable, "-m", "editbench", "--multirun", "method=mose,ft", "model=tiny-llama",
                            "num_edits=1", "stats.n_tokens=2000", "threads=1", "hydra/launcher=local",
                            "logger.wandb.mode=offline", f"hydra.sweep.dir={sweep}"],
@@ -215,7 +215,7 @@ def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, sha
         assert "'group': 'sweep-42'" in log
 
 
-def test_posthoc_downstream_equals_the_runs_own_final_evaluation(tmp_path, shared_data, isolated_cache):
+def test_posthoc_downstream_equals_the_runs_own_final_evaluation(tmp_path, data_dir, isolated_cache):
     """A run's final weights, restored from its checkpoint and finalized (PRUNE restrains there),
     score on the downstream tasks exactly what the run scored after its last step."""
     from editbench.posthoc import main as posthoc
@@ -223,7 +223,7 @@ def test_posthoc_downstream_equals_the_runs_own_final_evaluation(tmp_path, share
 
     run_dir = tmp_path / "prune"
     summary = run(compose_cfg("model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled",
-                              f"data_dir={shared_data}", "method=prune", "num_edits=3", "downstream=glue",
+                              f"data_dir={data_dir}", "method=prune", "num_edits=3", "downstream=glue",
                               "downstream.n_examples=6"), run_dir)
     assert posthoc([str(run_dir), "downstream=glue", "downstream.n_examples=6"]) == 0
     records = read_jsonl(run_dir / "downstream_posthoc.jsonl")

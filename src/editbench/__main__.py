@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def main(cfg: DictConfig) -> dict | None:
     if hydra_cfg.mode == RunMode.MULTIRUN and not cfg.logger.wandb.get("group"):
         cfg.logger.wandb.group = Path(hydra_cfg.sweep.dir).name  # one W&B group per sweep
     try:
-        return run(cfg, run_dir)
+        summary = run(cfg, run_dir)
     except KeyboardInterrupt:
         print(f"\neditbench: interrupted; finished steps are in {run_dir}. Continue with the same overrides "
               f"plus resume={run_dir}", file=sys.stderr)
@@ -43,6 +44,35 @@ def main(cfg: DictConfig) -> dict | None:
         logging.getLogger("editbench").error("%s", err)
         print(f"editbench: error: {err}", file=sys.stderr)
         sys.exit(2)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        print(next_steps(run_dir, str(cfg.logger.wandb.mode)))
+    return summary
+
+
+def _shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it, quoted."""
+    path = Path(path).absolute()
+    try:
+        path = path.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return shlex.quote(str(path))
+
+
+def next_steps(run_dir: Path, wandb_mode: str = "offline") -> str:
+    """The closing lines of a run: where its results are and the three commands that usually follow."""
+    run, python = _shown(run_dir), Path(sys.executable or "python")
+    py = _shown(python) if sys.executable else "python"
+    wandb_bin = python.parent / "wandb"
+    wandb = _shown(wandb_bin) if wandb_bin.is_file() else "wandb"
+    note = "" if wandb_mode == "offline" else f"   (this run had logger.wandb.mode={wandb_mode})"
+    return "\n".join([
+        f"\nRun directory: {run}",
+        "Next:",
+        f"  tables: {py} -m editbench.report {run} --by method",
+        f"  plots:  {py} -m editbench.report {run} --plot-norms {run}",
+        f"  W&B:    {wandb} sync {run}/wandb/offline-run-*{note}",
+    ])
 
 
 def preflight(argv: list[str]) -> None:

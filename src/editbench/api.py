@@ -1,15 +1,15 @@
 """The Python API: the command line's editing path, step by step, on a model kept in memory.
 
     import editbench
-    session = editbench.load(model="smollm2-135m")    # conf/ composed with overrides, as the CLI does
+    session = editbench.load(model="smollm2-135m")    # editbench/conf composed with overrides, as the CLI does
     requests = session.requests(num_edits=4)           # the configured dataset (the demo set by default)
     session.edit(requests)                             # pre-edit snapshot first, then the editor's steps
     session.score(requests); session.telemetry()
 
 The configuration is `editbench.config.compose` with Hydra overrides, exactly as
 `python -m editbench ...` composes it, and the editing objects are built by the same helpers
-(`context_templates`, `build_method`, `make_scorer`) that the runner's loop needs, so a session and
-a CLI run with the same config edit the same weights.
+(editbench/build.py: `context_templates`, `build_method`, `make_scorer`) as the runner's loop, so a
+session and a CLI run with the same config edit the same weights.
 """
 
 from __future__ import annotations
@@ -18,63 +18,32 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from editbench.build import (
+    build_method,
+    check_loaded,
+    config_warnings,
+    context_templates,
+    make_scorer,
+    plan_steps,
+    second_moments,
+    seed_everything,
+    summarize,
+)
 from editbench.config import compose
 from editbench.data import load_requests, requests_from_records, resolve_data_dir
 from editbench.data.records import EditRequest
-from editbench.editors.base import Editor, build_editor
+from editbench.editors.base import Editor
 from editbench.errors import ConfigError
-from editbench.locate.context import EditContext
-from editbench.locate.stats import SecondMoments, StatsParams
-from editbench.locate.templates import generate_context_templates
-from editbench.models import LoadedModel, load_model
+from editbench.models import load_model
 from editbench.scoring import Scorer
 from editbench.telemetry import Telemetry
 
 __all__ = ["Session", "build_method", "context_templates", "load", "make_scorer", "second_moments", "to_overrides"]
-
-
-# --------------------------------------------------------------------------- shared construction steps
-
-
-def context_templates(cfg: DictConfig, lm: LoadedModel) -> list[list[str]]:
-    """The method's context-template groups, sampled from the model as it stands (seeded)."""
-    groups = generate_context_templates(lm.model, lm.tokenizer, [list(p) for p in cfg.method.templates.length_params],
-                                        seed=int(cfg.seed))
-    if cfg.method.templates.get("grouping", "memit") == "flat":  # ROME: one plain mean over all templates
-        groups = [[t for g in groups for t in g]]
-    return groups
-
-
-def second_moments(cfg: DictConfig, lm: LoadedModel, data_dir: Path) -> SecondMoments:
-    """The lazily computed, cached C0 statistics for this model and `cfg.stats`."""
-    return SecondMoments(lm.model, lm.tokenizer, lm.spec, lm.fingerprint, StatsParams.from_cfg(cfg.stats), data_dir)
-
-
-def build_method(cfg: DictConfig, lm: LoadedModel, stats: SecondMoments, groups: list[list[str]],
-                 originals: dict[int, torch.Tensor] | None = None) -> Editor:
-    """The editor `cfg.method` names, on an EditContext, with the C0 it needs computed up front.
-
-    `originals` lets several editors on one model share each matrix's pre-edit copy.
-    """
-    ctx = EditContext(lm.model, lm.tokenizer, lm.spec, groups, stats)
-    if originals is not None:
-        ctx.originals = originals
-    editor = build_editor(cfg.method.name, ctx, cfg.method)
-    if editor.stat_layers():
-        stats.get(editor.stat_layers())
-    return editor
-
-
-def make_scorer(cfg: DictConfig, lm: LoadedModel, requests: list[EditRequest]) -> Scorer:
-    """A Scorer under the dataset's convention; it snapshots the pre-edit predictions of `requests`."""
-    locality = "gold" if cfg.dataset.get("scorer", "easyedit") == "memit" else "agreement"
-    return Scorer(lm.model, lm.tokenizer, requests, locality=locality, batch_size=int(cfg.scoring.batch_size))
 
 
 # --------------------------------------------------------------------------- overrides
@@ -115,7 +84,7 @@ def to_overrides(values: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 def load(model: str = "smollm2-135m", overrides: Sequence[str] = (), **values: Any) -> Session:
-    """Compose the config (conf/ plus overrides, as on the command line) and load the model.
+    """Compose the config (editbench/conf plus overrides, as on the command line) and load the model.
 
     `values` are config keys, nested as dicts: `load(model="tiny-llama", num_edits=4,
     stats={"n_tokens": 2000}, data_dir="/data")`; `overrides` are raw Hydra strings and win.
@@ -132,9 +101,6 @@ class Session:
     """
 
     def __init__(self, overrides: Sequence[str] = ()) -> None:
-        # Late: runner.py may import this module's helpers; a top-level import would then be circular.
-        from editbench.runner import check_loaded, config_warnings, seed_everything
-
         self.overrides = list(overrides)
         self.cfg = compose(self.overrides)
         self.config_warnings = config_warnings(self.cfg)  # the value rules, before the model loads
@@ -169,8 +135,6 @@ class Session:
         By default as many as the run would edit: batch_size × num_steps (num_steps defaults to
         ceil(num_edits / batch_size)).
         """
-        from editbench.runner import plan_steps
-
         if num_edits is None:
             batch_size, num_steps = plan_steps(self.cfg)
             num_edits = batch_size * num_steps
@@ -206,8 +170,6 @@ class Session:
         extra = ([f"method={method}"] if method else []) + to_overrides(method_values, "method.")
         cfg = compose([*self.overrides, *extra]) if extra else self.cfg
         if extra:
-            from editbench.runner import check_loaded, config_warnings
-
             self.config_warnings = config_warnings(cfg)
             check_loaded(cfg, self.lm)
         # Templates are sampled from the model as it stands, so they are drawn once per setting,
@@ -266,8 +228,6 @@ class Session:
 
     def summary(self, requests: Iterable[EditRequest | Mapping]) -> dict:
         """The mean of each metric over the requests, as in a run's summary.json."""
-        from editbench.runner import summarize
-
         return summarize(self.score(requests))
 
     def pre_scores(self, requests: Iterable[EditRequest | Mapping]) -> list[dict]:

@@ -9,17 +9,19 @@ from omegaconf import DictConfig, OmegaConf
 from editbench import schema
 from editbench.errors import ConfigError
 
+# The Hydra configs ship inside the package (package-data), so an installed editbench finds them
+# from any working directory. Users add their own config folders on top (--config-dir, hydra.searchpath).
 CONF_DIR = schema.CONF_DIR
 schema.register()  # conf/*.yaml name their schemas (base_config, method/base_mose, ...) in their defaults
 
 # `${editbench.or:${resume},<default>}`: the value unless it is null or empty (oc.select returns a
-# null value as it is). conf/config.yaml uses it to put a resumed run back into its own directory.
+# null value as it is). editbench/conf/config.yaml uses it to put a resumed run back into its own directory.
 OmegaConf.register_new_resolver("editbench.or", lambda value, default: default if value in (None, "") else value,
                                 replace=True)
 
 
 def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictConfig:
-    """conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it.
+    """editbench/conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it.
 
     Types are checked while composing (editbench/schema.py); a wrong one raises one ConfigError.
     `hydra_node`: keep the `hydra` node (sweeper params, run dir).

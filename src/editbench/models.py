@@ -6,7 +6,7 @@ Two things live here:
   decoder block, the MLP and the edited down projection of every layer, and reads/writes the edited
   matrix in one canonical ``(d, m)`` orientation whatever the storage (GPT-2's ``Conv1D`` stores it
   transposed). It is derived from the module tree and the HF config, never from the model's name.
-* :func:`load_model` turns a ``conf/model/*.yaml`` group into a :class:`LoadedModel`. Sources:
+* :func:`load_model` turns a ``editbench/conf/model/*.yaml`` group into a :class:`LoadedModel`. Sources:
   ``embedded`` (a GGUF shipped in a pip package), ``gguf`` (a GGUF file), ``hf`` (hub id or local
   dir) and ``tiny`` (a random model with an in-memory tokenizer, for tests). A GGUF is dequantised
   once and cached as safetensors under ``$EDITBENCH_CACHE/models/`` so later loads take seconds.

@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from editbench import checkpoint
-from editbench.api import build_method, second_moments
+from editbench.build import build_method, second_moments
 from editbench.config import compose
 from editbench.data import resolve_data_dir
 from editbench.errors import ConfigError

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
 import resource
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from editbench import checkpoint, schema
-from editbench.api import build_method, context_templates, make_scorer, second_moments
+from editbench import checkpoint
+from editbench.build import (
+    SUMMARY_METRICS,
+    build_method,
+    check_loaded,
+    config_warnings,
+    context_templates,
+    make_scorer,
+    plan_steps,
+    second_moments,
+    seed_everything,
+    summarize,
+)
 from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
 from editbench.demo import is_demo_dir
@@ -36,14 +44,6 @@ from editbench.telemetry import Telemetry
 from editbench.timing import clock, take
 
 log = logging.getLogger(__name__)
-
-SUMMARY_METRICS = ("reliability", "generalization", "locality", "es", "ps", "ns")
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def eval_steps(eval_at: Any, num_steps: int) -> tuple[str, set[int]]:
@@ -59,39 +59,6 @@ def eval_steps(eval_at: Any, num_steps: int) -> tuple[str, set[int]]:
             raise ConfigError(f"eval_at lists steps {sorted(bad)} outside 1..{num_steps}; use steps within the run")
         return "checkpoints", steps | {num_steps}
     raise ConfigError(f"eval_at={eval_at!r} is not valid; use final, immediate or a list of steps like [10,50]")
-
-
-def plan_steps(cfg: DictConfig) -> tuple[int, int]:
-    """(batch_size, num_steps): num_steps defaults to ceil(num_edits / batch_size)."""
-    batch_size = int(cfg.batch_size)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if cfg.get("num_steps"):
-        return batch_size, int(cfg.num_steps)
-    if not cfg.num_edits or int(cfg.num_edits) < 1:
-        raise ConfigError("set num_edits=<n> (or num_steps=<t> with batch_size=<n>)")
-    return batch_size, math.ceil(int(cfg.num_edits) / batch_size)
-
-
-def config_warnings(cfg: DictConfig) -> list[str]:
-    """The schema's value rules (editbench/schema.py): one ConfigError, or the warnings, logged once."""
-    warnings = schema.validate(cfg)
-    for warning in warnings:
-        log.warning("config: %s", warning)
-    return warnings
-
-
-def check_loaded(cfg: DictConfig, lm: Any) -> None:
-    """Layer keys against the loaded model's depth, before any edit (model.n_layers, when set, must match)."""
-    declared = cfg.model.get("n_layers")
-    if declared and int(declared) != lm.spec.n_layers:
-        raise ConfigError(f"model.n_layers={declared} but {lm.name} has {lm.spec.n_layers} layers; fix conf/model/")
-    schema.validate(cfg, n_layers=lm.spec.n_layers)
-
-
-def summarize(records: list[dict]) -> dict:
-    df = pd.DataFrame(records)
-    return {m: float(df[m].dropna().mean()) for m in SUMMARY_METRICS if m in df and df[m].notna().any()}
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:

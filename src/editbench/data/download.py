@@ -29,6 +29,7 @@ from editbench.errors import DataError
 
 log = logging.getLogger(__name__)
 
+DATA_ENV = "EDITBENCH_DATA"  # the data directory when data_dir is unset (read by loaders.resolve_data_dir)
 ONLINE_ENV = "EDITBENCH_ONLINE"
 MIRROR_ENV = "EDITBENCH_DOWNLOAD_URL"
 TIMEOUT_S = 60
@@ -51,7 +52,7 @@ class Remote:
     sha256: str | None
 
 
-# Keys are paths relative to the data directory, as conf/dataset/*.yaml and the stats corpus name
+# Keys are paths relative to the data directory, as editbench/conf/dataset/*.yaml and the stats corpus name
 # them. The GitHub sources and checksums are those of the offline copies in ../shared/data
 # (SOURCES.md records each copy as byte-for-byte from that repository and commit).
 REMOTES: dict[str, Remote] = {
@@ -148,8 +149,6 @@ def data_file(data_dir: Path, relative: str, hint: str = "") -> Path:
 
 def ways_forward(data_dir: Path, relative: str, *, failed_download: bool = False) -> str:
     """The ways to get a missing data file, numbered, for error messages."""
-    from editbench.data.loaders import DATA_ENV
-
     ways = [f"set data_dir=/path/to/data to a folder that holds {relative} (on project machines: ../shared/data)",
             f"or set the environment variable {DATA_ENV}=/path/to/data"]
     if not is_demo_dir(data_dir):

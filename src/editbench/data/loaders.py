@@ -1,6 +1,6 @@
 """Edit-data loaders: turn the benchmark's JSON files into lists of `EditRequest`.
 
-One entry point, `load_requests(dataset_cfg, data_dir, ...)`, reads the file a `conf/dataset/*.yaml`
+One entry point, `load_requests(dataset_cfg, data_dir, ...)`, reads the file a `editbench/conf/dataset/*.yaml`
 names and maps each record of one of four schemas onto `EditRequest` (methods.md D13, §10.2-§10.4):
 
 - `easyedit`: EasyEdit/MEND CounterFact (`counterfact-{edit,train,val}.json`), optionally enriched
@@ -33,14 +33,13 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from editbench.data.download import data_file, find_data_file
+from editbench.data.download import DATA_ENV, data_file, find_data_file
 from editbench.data.records import EditRequest
 from editbench.demo import demo_dir, is_demo_dir
 from editbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-DATA_ENV = "EDITBENCH_DATA"
 FORMATS = ("easyedit", "rome", "zsre", "conceptedit")
 ZSRE_CONVENTIONS = ("easyedit", "memit")
 SELECTIONS = ("first", "random")
@@ -117,7 +116,7 @@ def _spec(dataset_cfg: Mapping) -> _Spec:
     cfg = _plain_config(dataset_cfg)
     for key in ("name", "format", "file"):
         if not cfg.get(key):
-            raise ConfigError(f"dataset config lacks '{key}' (see conf/dataset/*.yaml for examples)")
+            raise ConfigError(f"dataset config lacks '{key}' (see editbench/conf/dataset/*.yaml for examples)")
     return _Spec(
         name=str(cfg["name"]),
         format=_choice(cfg, "format", FORMATS, ""),

@@ -1,5 +1,8 @@
 """The Editor protocol and the registry that maps `method=<name>` to a class.
 
+The registry is filled by the method modules themselves (`@register`); editbench/methods.py lists
+and imports them, and builds editors by name, so this module imports no method.
+
 An editor changes weights in place and returns diagnostics; it never scores. Every write goes
 through `write_weight`, which keeps each matrix's original (for telemetry, MOSE's Q·W0 and
 PRUNE's ΔW) and refuses non-finite updates (the weights then stay as they were).
@@ -13,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from editbench.data.records import EditRequest
-from editbench.errors import ConfigError, NumericalError
+from editbench.errors import NumericalError
 from editbench.locate.context import EditContext
 
 log = logging.getLogger(__name__)
@@ -88,22 +91,3 @@ class Editor:
             return False
         self.ctx.spec.set_weight(self.ctx.model, layer, new)
         return True
-
-
-def build_editor(name: str, ctx: EditContext, cfg: Any) -> Editor:
-    load_builtin_editors()
-    if name not in REGISTRY:
-        raise ConfigError(f"unknown method {name!r}; choose one of {sorted(REGISTRY)} (method=<name>)")
-    return REGISTRY[name](ctx, cfg)
-
-
-def load_builtin_editors() -> None:
-    """Import the modules whose @register calls fill the registry."""
-    import importlib
-
-    for module in ("editbench.editors.ft", "editbench.editors.mose", "editbench.editors.mose_oft"):
-        importlib.import_module(module)
-    try:
-        importlib.import_module("baselines")
-    except ImportError as err:  # pragma: no cover - baselines ship with the distribution
-        log.debug("baselines not importable: %s", err)
