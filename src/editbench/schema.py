@@ -294,6 +294,16 @@ class WandbConfig:
 
 
 @dataclass
+class GuardConfig:
+    """Thresholds of the per-step checks (editbench/guard.py)."""
+
+    enabled: bool = key()
+    residual_growth: float = key(gt(0), doc="after-spread residual / before-spread residual that warns")
+    value_loss_factor: float = key(gt(0), doc="final value loss / early_stop that warns")
+    max_update_ratio: float = key(gt(0), doc="one step's ‖ΔW‖_F / ‖W‖_F that warns")
+
+
+@dataclass
 class LoggerConfig:
     wandb: WandbConfig = MISSING
 
@@ -320,7 +330,7 @@ class Config:
     scoring: ScoringConfig = MISSING
     logger: LoggerConfig = MISSING
     scale: dict[str, Any] | None = key(default=None, doc="experiment sizes (conf/scale, +experiment=...)")
-    guard: dict[str, Any] | None = key(default=None, doc="untyped until the guard block lands (issue 24)")
+    guard: GuardConfig = MISSING
 
 
 GROUPS: dict[str, type] = {"model": ModelConfig, "dataset": DatasetConfig, "downstream": DownstreamConfig}

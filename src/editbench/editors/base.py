@@ -42,6 +42,7 @@ class Editor:
         self.ctx, self.cfg = ctx, cfg
         self.on_nonfinite = cfg.get("on_nonfinite", "skip") if hasattr(cfg, "get") else "skip"
         self.rejected: list[int] = []  # layers whose update the non-finite guard refused, since last taken
+        self.update_ratios: dict[int, float] = {}  # largest ‖ΔW‖_F / ‖W‖_F per layer since last taken
 
     # --- the protocol -------------------------------------------------------------------
     def edit(self, requests: list[EditRequest]) -> dict:
@@ -67,6 +68,11 @@ class Editor:
         out, self.rejected = self.rejected, []
         return out
 
+    def take_update_ratios(self) -> dict[int, float]:
+        """‖W_new − W_old‖_F / ‖W_old‖_F of every write since the last call (largest per layer), for the guard."""
+        out, self.update_ratios = self.update_ratios, {}
+        return out
+
     # --- shared helpers -----------------------------------------------------------------
     def weight(self, layer: int) -> torch.Tensor:
         """The edited matrix as it stands, (d, m) in float64."""
@@ -89,5 +95,8 @@ class Editor:
             log.warning(msg)
             self.rejected.append(layer)
             return False
+        old = self.ctx.spec.get_weight(self.ctx.model, layer).to(torch.float64)
+        ratio = float(torch.linalg.matrix_norm(new.to(old) - old) / torch.linalg.matrix_norm(old).clamp_min(1e-300))
+        self.update_ratios[layer] = max(ratio, self.update_ratios.get(layer, 0.0))
         self.ctx.spec.set_weight(self.ctx.model, layer, new)
         return True

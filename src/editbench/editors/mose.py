@@ -107,12 +107,14 @@ class Mose(Editor):
 
     def edit_group(self, requests: list[EditRequest], layers: list[int], diag: dict) -> dict:
         z = residual_targets(self.ctx, requests, layers[-1], self.values)
-        for t in spread(self.ctx, requests, layers, z.values):
+        spread_record: dict = {}
+        for t in spread(self.ctx, requests, layers, z.values, record=spread_record):
             diag["orthogonality"][str(t.layer)] = self.rotate(t.layer, t.keys, t.targets)
-            diag.setdefault("residual_share", {})[str(t.layer)] = t.residual.norm(dim=1).tolist()
+            share = t.residual if t.residual_space is None else t.residual_space
+            diag.setdefault("residual_share", {})[str(t.layer)] = share.norm(dim=1).tolist()
             cos = torch.nn.functional.cosine_similarity(t.targets, t.outputs, dim=1)
             diag.setdefault("cos_target_output", {})[str(t.layer)] = cos.tolist()
-        return z.diagnostics()
+        return {**z.diagnostics(), **spread_record}
 
     def rotate(self, layer: int, keys: torch.Tensor, targets: torch.Tensor) -> float:
         """One Procrustes step on `layer` for keys K_E (n, m) and target outputs V_E (n, d).
