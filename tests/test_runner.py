@@ -49,9 +49,16 @@ def test_ft_immediate_and_batches(tmp_path, data_dir, isolated_cache):
     steps = read_jsonl(tmp_path / "steps.jsonl")
     edits = read_jsonl(tmp_path / "edits.jsonl")
     assert [len(s["case_ids"]) for s in steps] == [2, 2]
-    assert [e["edit_step"] for e in edits] == [1, 1, 2, 2]
-    assert [e["eval_step"] for e in edits] == [1, 1, 2, 2]
-    assert summary["protocol"] == "immediate" and summary["batch_size"] == 2
+    immediate = [e for e in edits if not e.get("final")]
+    assert [e["edit_step"] for e in immediate] == [1, 1, 2, 2]
+    assert [e["eval_step"] for e in immediate] == [1, 1, 2, 2]
+    # the same requests scored again on the final model: what was kept, beside what was learnt
+    after = [e for e in edits if e.get("final")]
+    assert [e["eval_step"] for e in after] == [2, 2, 2, 2] and [e["edit_step"] for e in after] == [1, 1, 2, 2]
+    assert summary["protocol"] == "immediate" and summary["batch_size"] == 2 and summary["n"] == 4
+    assert summary["after_last_edit"]["n"] == 4
+    assert summary["after_last_edit"]["reliability"] == pytest.approx(
+        sum(e["reliability"] for e in after) / 4)
     assert steps[-1]["matrices"]["1"]["delta_fro"] > 0  # additive: W moved
 
 

@@ -73,7 +73,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     if not resuming and read_jsonl(run_dir / "steps.jsonl"):
         raise ConfigError(f"{run_dir} already holds a run's results; continue it with resume={run_dir}, "
                           "or give this run its own hydra.run.dir")
-    warnings = config_warnings(cfg)  # every value rule, before anything is written or loaded
+    cfg_warnings = config_warnings(cfg)  # every value rule, before anything is written or loaded
     checkpoint.check_config(run_dir, cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
@@ -151,8 +151,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         if finalize_diag:
             steps_sink.write({**meta, "step": "finalize", **finalize_diag, "matrices": telemetry()})
         downstream.maybe(num_steps, num_steps, wandb, final=True)  # after the last step (and PRUNE's finalize)
+        # The paper's protocol scores every edit on the final model; an immediate run gets that view too
+        # (summary's `after_last_edit`), so one run shows what was learnt and what was kept.
+        after_last = _score(scorer, requests, num_steps, None, {**meta, "final": True}, edits_sink)
         if protocol != "immediate":
-            final_records = _score(scorer, requests, num_steps, None, {**meta, "final": True}, edits_sink)
+            final_records = after_last
     finally:
         steps_sink.close()
         edits_sink.close()
@@ -164,7 +167,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),
                "model_source": lm.source, "data_dir": str(data_dir), "demo_data": is_demo_dir(data_dir),
-               "config_warnings": warnings}
+               "config_warnings": cfg_warnings}
+    if protocol == "immediate":
+        summary["after_last_edit"] = {"n": len(after_last), **summarize(after_last)}
     # Timings live apart from the results, so the same config and seed give an identical summary.json.
     write_json(run_dir / "timing.json", {"load_seconds": lm.load_seconds, "pre_scoring_seconds": pre_seconds,
                                          "scoring_seconds": scorer.seconds, "peak_rss_mib": peak_rss_mib(),
@@ -288,6 +293,8 @@ def _score(scorer: Scorer, requests: list[EditRequest], eval_step: int, edit_ste
 def print_summary(summary: dict) -> None:
     rows = {"pre-edit": summary.get("pre", {}),
             f"{summary['method']} ({summary['protocol']})": {m: summary.get(m) for m in SUMMARY_METRICS}}
+    if "after_last_edit" in summary:
+        rows["after the last edit"] = {m: summary["after_last_edit"].get(m) for m in SUMMARY_METRICS}
     df = pd.DataFrame(rows).T.dropna(axis=1, how="all")
     print(f"\n{summary['model']} · {summary['dataset']} · n={summary['n']} · scorer {summary['scorer']}")
     print((df * 100).round(2).to_string())
