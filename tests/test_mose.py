@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from editbench.editors.mose import orthogonality_error, procrustes
+from editbench.errors import NumericalError
 from editbench.locate.context import EditContext
 from editbench.methods import build_editor
 from editbench.telemetry import matrix_stats
@@ -110,3 +111,190 @@ def test_mose_oft_run_keeps_spectrum(tmp_path, data_dir, isolated_cache):
         m = steps[-1]["matrices"][layer]
         assert m["delta_fro"] > 0 and m["sv_drift"] < 1e-6
         assert steps[-1]["orthogonality"][layer] < 1e-10
+
+
+# --- issue 26: reflections, the SO(d) variant, det R in steps.jsonl, COFT per block, the guard ---------
+
+
+def reflection_case(d: int, seed: int) -> torch.Tensor:
+    """M = λG + v uᵀ for one edit (G SPD) with det M < 0: v = −s·u, s·uᵀ(λG)⁻¹u > 1."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(3 * d, d, generator=g, dtype=torch.float64)
+    G, u = X.T @ X / (3 * d), torch.randn(d, generator=g, dtype=torch.float64)
+    lam = 0.1
+    s = 3.0 / float(u @ torch.linalg.solve(lam * G, u))
+    M = lam * G - s * torch.outer(u, u)
+    assert torch.linalg.det(M) < 0
+    return M
+
+
+def test_procrustes_can_be_a_reflection_and_special_orthogonal_is_the_best_rotation():
+    M = reflection_case(6, 0)
+    R_o, R_so = procrustes(M), procrustes(M, special=True)
+    assert torch.linalg.det(R_o) == pytest.approx(-1.0, abs=1e-10)  # the paper's O(d) solution: a reflection
+    assert torch.linalg.det(R_so) == pytest.approx(1.0, abs=1e-10)
+    assert orthogonality_error(R_so) < 1e-12
+    # the closed form: tr(R_soᵀ M) = σ_1 + … + σ_{d−1} − σ_d (Kabsch); O(d) gains the 2σ_d it gives up
+    sv = torch.linalg.svdvals(M)
+    assert float(torch.trace(R_so.T @ M)) == pytest.approx(float(sv[:-1].sum() - sv[-1]), rel=1e-10)
+    assert float(torch.trace(R_o.T @ M)) == pytest.approx(float(sv.sum()), rel=1e-10)
+    # no proper rotation does better: random ones, and gradient ascent on SO(d) from 20 random starts
+    best = float(torch.trace(R_so.T @ M))
+    rots = [torch.tensor(q) for q in scipy.stats.special_ortho_group.rvs(6, size=200, random_state=2)]
+    assert all(float(torch.trace(Q.T @ M)) < best for Q in rots)
+    for Q0 in rots[:20]:
+        A = torch.zeros(6, 6, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([A], lr=0.05)
+        for _ in range(300):
+            opt.zero_grad()
+            Q = torch.linalg.matrix_exp(A - A.T) @ Q0  # stays in SO(d)
+            (-torch.trace(Q.T @ M)).backward()
+            opt.step()
+        assert float(torch.trace(Q.detach().T @ M)) <= best + 1e-8
+
+
+def test_special_orthogonal_matches_scipy_kabsch_in_3d():
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((3, 10))
+    B = np.diag([1.0, 1.0, -1.0]) @ A + 0.05 * rng.standard_normal((3, 10))  # a mirror image: det(B Aᵀ) < 0
+    assert np.linalg.det(B @ A.T) < 0
+    R_so = procrustes(torch.tensor(B @ A.T), special=True).numpy()
+    kabsch, _ = Rotation.align_vectors(B.T, A.T)  # min Σ‖b_i − R a_i‖² over proper rotations
+    np.testing.assert_allclose(R_so, kabsch.as_matrix(), atol=1e-8)
+
+
+@pytest.mark.parametrize(("rotation", "det"), [("orthogonal", -1.0), ("special_orthogonal", 1.0)])
+def test_rotate_logs_det_and_the_variant_avoids_the_reflection(tiny, rotation, det):
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]], FixedStats(tiny.spec.ffn_size))
+    editor = build_editor("mose", ctx, OmegaConf.create({**MOSE_CFG, "mom2_update_weight": 1e-4,
+                                                           "rotation": rotation}))
+    layer = 1
+    k = torch.randn(1, tiny.spec.ffn_size, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    out = k @ editor.weight(layer).T
+    try:
+        editor.rotate(layer, k, -50.0 * out)  # det M = det(λG)(1 − 50 uᵀ(λG)⁻¹u) < 0 at this λ
+        M = editor.lam * editor._gram0[layer] + (-50.0 * out).T @ out
+        assert torch.linalg.slogdet(M).sign < 0  # det itself underflows at d = 64 and λ = 1e-4
+        step_det, cumulative_det = editor.last_det[layer]
+        assert step_det == pytest.approx(det, abs=1e-8) and cumulative_det == pytest.approx(det, abs=1e-8)
+        after = matrix_stats(tiny.spec.get_weight(tiny.model, layer), editor.original(layer))
+        assert after["sv_drift"] < 1e-6  # a reflection preserves the spectrum too
+    finally:
+        tiny.spec.set_weight(tiny.model, layer, editor.original(layer))
+
+
+def test_det_of_every_rotation_is_in_steps_jsonl(tmp_path, shared_data, isolated_cache):
+    from editbench.sinks import read_jsonl
+    from tests.test_runner import tiny_run
+
+    tiny_run(tmp_path, shared_data, "method=mose", "num_edits=2", "method.rotation=special_orthogonal")
+    steps = read_jsonl(tmp_path / "steps.jsonl")
+    for s in steps:
+        assert set(s["det_step"]) == set(s["det_cumulative"]) == {str(x) for x in s["layers"]}
+        for value in (*s["det_step"].values(), *s["det_cumulative"].values()):
+            assert value == pytest.approx(1.0, abs=1e-8)  # SO(d): never a reflection
+
+
+def test_layer_scores_with_newton_reach_the_early_stop(tiny):
+    from editbench.data.records import EditRequest
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]], FixedStats(tiny.spec.ffn_size))
+    reqs = [EditRequest(case_id=str(i), prompt="{} is located in", subject=s, target_new=t, target_true="x")
+            for i, (s, t) in enumerate([("Paris", " Rome"), ("Berlin", " Oslo")])]
+    parts = {}
+    for opt, steps in (("newton", 25), ("adam", 2)):
+        cfg = OmegaConf.create({**MOSE_CFG, "selection_optimizer": opt, "selection_steps": steps})
+        parts[opt] = build_editor("mose", ctx, cfg).layer_score_parts(reqs)
+        assert parts[opt]["score"].shape == (2, 4)
+        torch.testing.assert_close(parts[opt]["score"], parts[opt]["delta_norm"] / parts[opt]["denominator"])
+    # the random tiny model cannot be edited (loss floor ≈ 6): newton's δ never reaches the early stop,
+    # so every candidate is scored with the clamp bound 4·‖h0‖, not with its best δ (which is 0 here)
+    assert bool((parts["newton"]["loss_final"] > MOSE_CFG["value"]["early_stop"]).all())
+    assert bool((parts["newton"]["delta_norm"] > 0).all())
+
+
+def test_coft_projection_per_block_and_stack_against_hand_computed_values():
+    from editbench.editors.mose_oft import coft_project
+
+    g = torch.Generator().manual_seed(0)
+    blocks = torch.randn(4, 3, 3, generator=g, dtype=torch.float64)
+    blocks = blocks / torch.linalg.matrix_norm(blocks)[:, None, None]  # unit Frobenius norm per block
+    scale = torch.tensor([3.0, 0.5, 2.0, 0.0], dtype=torch.float64)
+    R = blocks * scale[:, None, None]
+    radius = 1.0
+    per_block = R.clone()
+    coft_project(per_block, radius, "per_block")
+    # by hand: blocks 0 and 2 scaled onto the ball (norm 1), block 1 inside it and block 3 = 0 untouched
+    torch.testing.assert_close(per_block, torch.stack([blocks[0], 0.5 * blocks[1], blocks[2], 0 * blocks[3]]))
+    assert float(torch.linalg.matrix_norm(per_block.reshape(-1, 3))) == pytest.approx((1 + 0.25 + 1) ** 0.5)
+    stack = R.clone()
+    coft_project(stack, radius, "stack")
+    total = (9 + 0.25 + 4) ** 0.5
+    torch.testing.assert_close(stack, R / total)
+    inside = 0.1 * R
+    for mode in ("per_block", "stack"):
+        kept = inside.clone()
+        coft_project(kept, 10.0, mode)
+        assert torch.equal(kept, inside)
+
+
+@pytest.mark.parametrize("mode", ["per_block", "stack"])
+def test_mose_oft_keeps_each_block_in_the_released_ball(tiny, mode):
+    from editbench.data.records import EditRequest
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]])
+    cfg = OmegaConf.create({"name": "mose_oft", "layers": [1, 2], "n_blocks": 4, "coft_eps": 1.0e-4, "lr": 0.05,
+                            "weight_decay": 0.0, "steps": 5, "on_nonfinite": "skip", "coft_projection": mode})
+    editor = build_editor("mose_oft", ctx, cfg)
+    b = tiny.spec.ffn_size // 4
+    assert editor.radius == pytest.approx(1.0e-4 * b**2 / 2)  # ε·(m/r)²/√r, r = 4
+    before = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in (1, 2)}
+    req = EditRequest(case_id="0", prompt="{} is located in", subject="Paris", target_new=" Rome", target_true="x")
+    try:
+        editor.edit([req])
+        for layer in (1, 2):
+            norms = torch.linalg.matrix_norm(editor.R[layer], dim=(-2, -1))
+            total = float(torch.linalg.matrix_norm(editor.R[layer].reshape(-1, b)))
+            if mode == "per_block":  # every block on its own ball: the stack reaches √r·radius
+                assert torch.allclose(norms, torch.full_like(norms, editor.radius), rtol=1e-4)
+                assert total == pytest.approx(2 * editor.radius, rel=1e-4)
+            else:
+                assert total == pytest.approx(editor.radius, rel=1e-4)
+    finally:
+        for layer in (1, 2):
+            tiny.spec.set_weight(tiny.model, layer, before[layer])
+
+
+def test_mose_oft_non_finite_update_is_refused_by_the_guard(tiny):
+    from editbench.data.records import EditRequest
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]])
+    cfg = OmegaConf.create({"name": "mose_oft", "layers": [1, 2], "n_blocks": 4, "coft_eps": 1.0, "lr": float("inf"),
+                            "weight_decay": 0.0, "steps": 3, "on_nonfinite": "skip"})
+    editor = build_editor("mose_oft", ctx, cfg)
+    before = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in (1, 2)}
+    req = EditRequest(case_id="0", prompt="{} is located in", subject="Paris", target_new=" Rome",
+                      target_true="x")
+    diag = editor.edit([req])
+    assert editor.take_rejected() == [1, 2]
+    assert diag["layers"] == [1, 2]
+    for layer in (1, 2):
+        assert torch.equal(tiny.spec.get_weight(tiny.model, layer), before[layer])
+        assert torch.equal(editor.R[layer], torch.zeros_like(editor.R[layer]))
+    strict = build_editor("mose_oft", ctx, OmegaConf.create({**OmegaConf.to_container(cfg), "on_nonfinite": "abort"}))
+    with pytest.raises(NumericalError, match="non-finite"):
+        strict.edit([req])
+    for layer in (1, 2):
+        tiny.spec.set_weight(tiny.model, layer, before[layer])
+
+
+def test_reports_label_each_variant_by_its_settings():
+    from editbench.report import variant_label
+
+    paper = {"config:method.rotation": "orthogonal", "config:method.selection_optimizer": "newton"}
+    assert variant_label("MOSE (paper)", paper) == "MOSE (paper)"
+    so = {**paper, "config:method.rotation": "special_orthogonal", "config:method.selection_optimizer": "adam"}
+    assert variant_label("MOSE (paper)", so) == "MOSE (paper, SO(d), Adam layer scores)"
+    assert variant_label("mose_oft", {"config:method.coft_projection": "stack"}) == "mose_oft (stack COFT)"

@@ -85,14 +85,17 @@ def test_same_config_and_seed_give_identical_edits_and_summary(tmp_path, data_di
     assert (tmp_path / "a" / "summary.json").read_bytes() == (tmp_path / "b" / "summary.json").read_bytes()
 
 
-def test_a_non_finite_update_fails_the_step_and_leaves_the_weights(tmp_path, data_dir, isolated_cache):
-    # An infinite Adam step makes the trained weights inf or NaN: the guard must refuse them.
-    args = [*TINY, "method=ft", "num_edits=2", "method.lr=inf", "method.norm_constraint=inf",
-            "method.steps=5", "method.early_stop=-1",
-            f"data_dir={data_dir}"]
+@pytest.mark.parametrize("method", [
+    ["method=ft", "method.norm_constraint=inf", "method.early_stop=-1"],
+    ["method=mose_oft"],  # issue 26: its weight writes go through the same guard
+], ids=["ft", "mose_oft"])
+def test_a_non_finite_update_fails_the_step_and_leaves_the_weights(tmp_path, data_dir, isolated_cache, method):
+    # An infinite Adam step makes the trained weights (ft) or rotation parameters (mose_oft) inf or
+    # NaN: the guard must refuse them.
+    args = [*TINY, *method, "num_edits=2", "method.lr=inf", "method.steps=5", f"data_dir={data_dir}"]
     run(compose(args), tmp_path)
     steps = read_jsonl(tmp_path / "steps.jsonl")
-    assert all(s["edit_failed"] and s["rejected_layers"] == [s["layers"][0]] for s in steps)
+    assert all(s["edit_failed"] and s["rejected_layers"] == s["layers"] for s in steps)
     assert all(m["delta_fro"] == 0.0 for s in steps for m in s["matrices"].values())
 
 

@@ -53,6 +53,24 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+# Settings that make a method a labelled variant (issue 26): (config key, value) -> tag in the label.
+VARIANTS = {
+    ("method.rotation", "special_orthogonal"): "SO(d)",
+    ("method.selection_optimizer", "adam"): "Adam layer scores",
+    ("method.coft_projection", "stack"): "stack COFT",
+}
+
+
+def variant_label(label: str, row: dict) -> str:
+    """`label` with the tag of every variant setting the run used: "MOSE (paper)" -> "MOSE (paper, SO(d))"."""
+    tags = [tag for (k, v), tag in VARIANTS.items() if row.get(f"config:{k}") == v]
+    if not tags or not isinstance(label, str):
+        return label
+    if label.endswith(")"):
+        return f"{label[:-1]}, {', '.join(tags)})"
+    return f"{label} ({', '.join(tags)})"
+
+
 def collect(*roots: Path) -> pd.DataFrame:
     """One row per run directory (any folder holding a summary.json) below the roots."""
     rows = []
@@ -68,7 +86,7 @@ def collect(*roots: Path) -> pd.DataFrame:
                 row |= {f"ds:{k}": v for k, v in read_json(posthoc).items() if k != "step"}
             row |= {f"config:{k}": v for k, v in _config(summary.parent).items()}
             row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
-            row["label"] = row.get("config:method.label") or row.get("method")
+            row["label"] = variant_label(row.get("config:method.label") or row.get("method"), row)
             row["run_dir"] = str(summary.parent)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -193,7 +211,8 @@ def downstream_curves(run_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame([r for r in records if isinstance(r.get("step"), int)])
     if df.empty:
         return df
-    label = _config(Path(run_dir)).get("method.label") or df.method.iloc[0]
+    config = _config(Path(run_dir))
+    label = variant_label(config.get("method.label") or df.method.iloc[0], {f"config:{k}": v for k, v in config.items()})
     return df.assign(label=label)[["label", "step", "task", "score", "retention"]]
 
 

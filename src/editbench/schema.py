@@ -162,6 +162,8 @@ class MoseConfig(MethodConfig):
     fixed_layers: list[int] = key(layers())
     candidate_layers: list[int] = key(layers())
     selection_steps: int = key(ge(1), warn=warn_below(2, "one step gives layer scores from the first gradient only"))
+    selection_optimizer: str = key(one_of("newton", "adam"), default="newton",
+                                   doc="eq. 22's δ_l: newton (to the early stop, issue 26) | adam (the earlier rule)")
     rotation: str = key(one_of("orthogonal", "special_orthogonal"), default="orthogonal")
     value: ValueConfig = MISSING
 

@@ -22,10 +22,24 @@ from editbench.locate.spread import residual_targets, spread
 from editbench.locate.values import ValueParams, optimize_values
 from editbench.telemetry import singular_values
 
+ROTATIONS = ("orthogonal", "special_orthogonal")
+SELECTION_OPTIMIZERS = ("newton", "adam")
 
-def procrustes(M: torch.Tensor) -> torch.Tensor:
-    """argmax_{R ∈ O(d)} tr(Rᵀ M) = U Vᵀ for M = U Σ Vᵀ, i.e. argmin ‖R A − B‖ for M = B Aᵀ (eq. 19-20)."""
+
+def procrustes(M: torch.Tensor, special: bool = False) -> torch.Tensor:
+    """argmax_{R ∈ O(d)} tr(Rᵀ M) = U Vᵀ for M = U Σ Vᵀ, i.e. argmin ‖R A − B‖ for M = B Aᵀ (eq. 19-20).
+
+    U Vᵀ may be a reflection (det −1): for one edit det M = det(λG)(1 + uᵀ(λG)⁻¹v) with G = W C0 Wᵀ,
+    which turns negative when the edit term outweighs λG along some direction (small λ).
+    `special=True` solves over SO(d) instead (Kabsch / Umeyama): U diag(1, …, 1, det(U Vᵀ)) Vᵀ.
+    With Z = Uᵀ R V, tr(Rᵀ M) = Σ σ_i Z_ii and det Z = det(U Vᵀ) for R ∈ SO(d); when that is −1 the
+    best such Z is diag(1, …, 1, −1), which gives up only the smallest singular value σ_d.
+    """
     U, _, Vh = torch.linalg.svd(M.to(torch.float64))
+    if special:
+        sign = torch.linalg.det(U @ Vh).sign()
+        U = U.clone()
+        U[:, -1] *= sign
     return U @ Vh
 
 
@@ -46,7 +60,16 @@ class Mose(Editor):
 
             raise ConfigError(f"method.layer_selection={self.mode!r}; use fixed, select or select_neighbors")
         self.values = ValueParams.from_cfg(cfg.value)
+        self.rotation = str(cfg.get("rotation", "orthogonal"))
+        self.selection_optimizer = str(cfg.get("selection_optimizer", "adam"))
+        if self.rotation not in ROTATIONS or self.selection_optimizer not in SELECTION_OPTIMIZERS:
+            from editbench.errors import ConfigError
+
+            raise ConfigError(f"method.rotation={self.rotation!r} (use {' or '.join(ROTATIONS)}), "
+                              f"method.selection_optimizer={self.selection_optimizer!r} "
+                              f"(use {' or '.join(SELECTION_OPTIMIZERS)})")
         self.rotations: dict[int, torch.Tensor] = {}  # Q_t per edited layer, float64 (d, d)
+        self.last_det: dict[int, tuple[float, float]] = {}  # (det R_t, det Q_t) of the last step per layer
         self._gram0: dict[int, torch.Tensor] = {}  # W0 C0 W0ᵀ per layer
         self._spectral0: dict[int, float] = {}
 
@@ -63,15 +86,47 @@ class Mose(Editor):
 
     def layer_scores(self, requests: list[EditRequest]) -> torch.Tensor:
         """Eq. 22 per (request, candidate): ‖v*_l − W_l k_l‖ / (‖W_l‖₂ · ‖k_l‖), δ at layer l's MLP output."""
+        return self.layer_score_parts(requests)["score"]
+
+    def layer_score_parts(self, requests: list[EditRequest]) -> dict[str, torch.Tensor]:
+        """Eq. 22's numerator ‖δ_l‖, its denominator ‖W_l‖₂·‖k_l‖ and the score, each (n, candidates).
+
+        Which V_E^l: the one-layer change. δ_l is the change of layer l's MLP output (= W_l k_l, the
+        down projection's output) that alone makes the model say the target, found by the shared
+        value optimisation at site "mlp_out" (ROME's site). The update itself uses a different
+        V_E: z* at the top of the edited set, spread over {l*−1, l*, l*+1} (D2). That V_E depends on
+        the edited set, i.e. on l*, so it cannot be what chooses l*; the single-layer change is the
+        quantity eq. 22 can compare across candidates before anything is chosen.
+
+        How much change: `selection_optimizer: newton` (default) runs δ_l to the same early stop as
+        z* (`selection_steps`, value.early_stop) with Newton steps on the loss, whose length follows
+        the gradient, so ‖δ_l‖ estimates the distance to success at layer l (a δ_l that never
+        reaches the early stop counts as the value clamp, clamp_norm_factor·‖h0‖). `adam` with
+        `selection_steps: 5` is the earlier rule: a few Adam steps of length ≈ lr·√d each whatever
+        the gradient, which makes ‖δ_l‖ nearly constant over layers and leaves the choice to
+        1/(‖W_l‖₂‖k_l‖) (issue 26, experiments/mose/layer_scores.py).
+        """
         ctx, cands = self.ctx, self.candidates()
         steps = int(self.cfg.selection_steps)
-        params = ValueParams(**{**self.values.__dict__, "steps": steps})
+        params = ValueParams(**{**self.values.__dict__, "steps": steps, "optimizer": self.selection_optimizer})
         keys = read_at_subject(ctx, requests, ["{}"], [(layer, "key") for layer in cands])
         res = optimize_values(ctx.model, ctx.tokenizer, ctx.spec, requests, ["{}"], cands, "mlp_out", params)
-        change = (res.values - res.h0).norm(dim=1).reshape(len(cands), len(requests))  # the FFN-output change
+        change = res.delta.norm(dim=1)  # the FFN-output change, rows layer-major
+        losses = torch.tensor(res.losses, device=change.device)  # (steps, rows); newton returns its best δ
+        final = losses[-1] if self.selection_optimizer == "adam" else losses.min(dim=0).values
+        if self.selection_optimizer == "newton":
+            # Where δ_l did not reach the early stop, the edit needs more than the value clamp allows
+            # at layer l: score it with that bound, a lower bound on the change it needs (otherwise a
+            # layer where nothing helps would keep δ = 0 and look the cheapest).
+            short = final >= params.early_stop
+            change = torch.where(short, params.clamp_norm_factor * res.h0.norm(dim=1), change)
+        change = change.reshape(len(cands), len(requests))
+        final = final.reshape(len(cands), len(requests))
         key_norms = torch.stack([keys[(layer, "key")][:, 0].norm(dim=1) for layer in cands])
         spectral = torch.tensor([self.spectral0(layer) for layer in cands], device=key_norms.device)
-        return (change / (spectral[:, None] * key_norms)).T.cpu()  # (n, candidates)
+        denom = spectral[:, None] * key_norms
+        return {"delta_norm": change.T.cpu(), "denominator": denom.T.cpu(), "score": (change / denom).T.cpu(),
+                "loss_final": final.T.cpu(), "steps": torch.tensor(res.steps)}
 
     def spectral0(self, layer: int) -> float:
         if layer not in self._spectral0:  # rotations preserve ‖W‖₂: the current W gives W0's value
@@ -86,7 +141,8 @@ class Mose(Editor):
 
     # --- the edit ------------------------------------------------------------------------
     def edit(self, requests: list[EditRequest]) -> dict:
-        diag: dict = {"layers": [], "chosen_layer": [], "layer_scores": None, "v": [], "orthogonality": {}}
+        diag: dict = {"layers": [], "chosen_layer": [], "layer_scores": None, "v": [], "orthogonality": {},
+                      "det_step": {}, "det_cumulative": {}}
         if self.mode == "fixed":
             groups = {tuple(self.candidates()): list(requests)}
         else:
@@ -110,6 +166,7 @@ class Mose(Editor):
         spread_record: dict = {}
         for t in spread(self.ctx, requests, layers, z.values, record=spread_record):
             diag["orthogonality"][str(t.layer)] = self.rotate(t.layer, t.keys, t.targets)
+            diag["det_step"][str(t.layer)], diag["det_cumulative"][str(t.layer)] = self.last_det[t.layer]
             share = t.residual if t.residual_space is None else t.residual_space
             diag.setdefault("residual_share", {})[str(t.layer)] = share.norm(dim=1).tolist()
             cos = torch.nn.functional.cosine_similarity(t.targets, t.outputs, dim=1)
@@ -119,15 +176,19 @@ class Mose(Editor):
     def rotate(self, layer: int, keys: torch.Tensor, targets: torch.Tensor) -> float:
         """One Procrustes step on `layer` for keys K_E (n, m) and target outputs V_E (n, d).
 
-        Returns ‖QᵀQ − I‖ of the layer's cumulative rotation after the step.
+        Returns ‖QᵀQ − I‖ of the layer's cumulative rotation after the step; `last_det[layer]` holds
+        (det R_t, det Q_t) of the step's rotation and of the cumulative one (−1: a reflection).
         """
         W = self.weight(layer)
         outputs = keys.to(W) @ W.T
         M = self.lam * self.gram(layer) + targets.to(W).T @ outputs  # λ W C0 Wᵀ + V_E (W K_E)ᵀ
-        Q = procrustes(M) @ self.rotations.get(layer, torch.eye(W.shape[0], dtype=torch.float64, device=W.device))
+        R = procrustes(M, special=self.rotation == "special_orthogonal")
+        Q = R @ self.rotations.get(layer, torch.eye(W.shape[0], dtype=torch.float64, device=W.device))
         if self.write_weight(layer, Q @ self.original(layer)):
             self.rotations[layer] = Q
-        return orthogonality_error(self.rotations.get(layer, Q))
+        current = self.rotations.get(layer, Q)
+        self.last_det[layer] = (float(torch.linalg.det(R)), float(torch.linalg.det(current)))
+        return orthogonality_error(current)
 
     def gram(self, layer: int) -> torch.Tensor:
         """W C0 Wᵀ for the current W = Q W0, as Q (W0 C0 W0ᵀ) Qᵀ: a d×d product per step, not d×m×m."""

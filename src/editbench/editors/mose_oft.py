@@ -3,9 +3,12 @@
 The released code does not solve the paper's Procrustes problem. It trains a block-diagonal
 orthogonal matrix on the *key* (d_ff) side of down_proj:
     W = W0 · blockdiag(Q_1..Q_r)ᵀ,   Q_b = (I − S_b)(I + S_b)⁻¹,   S_b = (R_b − R_bᵀ)/2   (Cayley)
-with R kept in a Frobenius ball of radius ε·(m/r)²/√r (COFT), Adam on the target NLL of
-"prompt target" (prompt masked, no KL), the same R trained on across sequential edits.
-Rotating keys instead of outputs also preserves W0's singular values.
+with each block R_b kept in its own Frobenius ball of radius ε·(m/r)²/√r (COFT, `project_batch` in
+the released oft_main.py: `self.eps = eps·b·b`, then `eps/√r` per block, norms over dims (1, 2)),
+Adam on the target NLL of "prompt target" (prompt masked, no KL), the same R trained on across
+sequential edits. Rotating keys instead of outputs also preserves W0's singular values.
+`coft_projection: stack` is an earlier reading kept as a labelled variant: the whole stack of r
+blocks in one ball of that radius, which allows √r times less rotation in total.
 """
 
 from __future__ import annotations
@@ -31,6 +34,25 @@ def block_diag(blocks: torch.Tensor) -> torch.Tensor:
     return torch.block_diag(*blocks)
 
 
+COFT_PROJECTIONS = ("per_block", "stack")
+
+
+def coft_project(R: torch.Tensor, radius: float, mode: str = "per_block") -> None:
+    """In place: scale R (r, b, b) back onto the Frobenius ball of `radius` around 0 where it left it.
+
+    per_block: each block separately (released `project_batch`); stack: the r blocks as one matrix.
+    """
+    if mode == "per_block":
+        norms = torch.linalg.matrix_norm(R, dim=(-2, -1))
+        R.mul_(torch.where(norms > radius, radius / norms, torch.ones_like(norms))[:, None, None])
+    elif mode == "stack":
+        norm = torch.linalg.matrix_norm(R.reshape(-1, R.shape[-1]))
+        if norm > radius:
+            R.mul_(radius / norm)
+    else:
+        raise ValueError(f"unknown COFT projection {mode!r}; use one of {COFT_PROJECTIONS}")
+
+
 @register("mose_oft")
 class MoseOft(Editor):
     def __init__(self, ctx, cfg) -> None:
@@ -43,20 +65,23 @@ class MoseOft(Editor):
 
             raise ConfigError(f"method.n_blocks={self.n_blocks} must divide the FFN width {m}")
         b = m // self.n_blocks
-        # COFT radius ε·(m/r)²/√r (released oft_main.py)
+        # COFT radius ε·(m/r)²/√r, per block (released oft_main.py) or for the stack (variant)
         self.radius = float(cfg.coft_eps) * b**2 / math.sqrt(self.n_blocks)
+        self.projection = str(cfg.get("coft_projection", "per_block"))
+        if self.projection not in COFT_PROJECTIONS:
+            from editbench.errors import ConfigError
+
+            raise ConfigError(f"method.coft_projection={self.projection!r}; use {' or '.join(COFT_PROJECTIONS)}")
         self.R = {layer: torch.zeros(self.n_blocks, b, b, device=ctx.device) for layer in self.layers}
 
     def _project(self, R: torch.Tensor) -> None:
-        norm = torch.linalg.matrix_norm(R.reshape(-1, R.shape[-1]))
-        if norm > self.radius:
-            R.mul_(self.radius / norm)
+        coft_project(R, self.radius, self.projection)
 
     def edit(self, requests: list[EditRequest]) -> dict:
         ctx, cfg = self.ctx, self.cfg
         originals = {layer: self.original(layer) for layer in self.layers}
         for layer in self.layers:  # train against W0 with the rotation applied to the keys
-            ctx.spec.set_weight(ctx.model, layer, originals[layer])
+            self.write_weight(layer, originals[layer])  # every write through the guard (issue 26)
         params = {layer: R.clone().requires_grad_(True) for layer, R in self.R.items()}
 
         def rotate_keys(layer):
@@ -83,9 +108,9 @@ class MoseOft(Editor):
             Q = block_diag(cayley(params[layer].detach().double()))
             if self.write_weight(layer, originals[layer] @ Q.T):
                 self.R[layer] = params[layer].detach()
-            else:  # rejected: back to the weight of the previous R
+            else:  # rejected (recorded by the guard): back to the weight of the previous R
                 previous = block_diag(cayley(self.R[layer].double()))
-                ctx.spec.set_weight(ctx.model, layer, originals[layer] @ previous.T)
+                self.write_weight(layer, originals[layer] @ previous.T)
             eye = torch.eye(Q.shape[0], dtype=Q.dtype, device=Q.device)
             diag["orthogonality"][str(layer)] = float(torch.linalg.matrix_norm(Q.T @ Q - eye))
         return diag

@@ -6,6 +6,16 @@ EMMET, AlphaEdit, RECT, PRUNE and MOSE). Loss per request (ROME compute_v / MEMI
     NLL(target | prompts) + kl_factor·KL(p_δ ‖ p_0 on "{subject} is a") + wd·‖δ‖/‖h0‖²,
 Adam on δ, δ clamped to ‖δ‖ ≤ clamp·‖h0‖, early stop when the loss is below `early_stop`.
 
+`optimizer="newton"` replaces Adam by Newton-Raphson steps on the scalar equation L(δ) = L*
+(L* = early_stop / 2), i.e. δ ← δ − (L − L*)·g/‖g‖² (a Polyak step with a known target): the
+step follows the gradient's own length instead of Adam's per-coordinate normalisation, stays in
+the span of the gradients and, for a loss convex along its path, approaches the level set from
+above without overshooting. Where the target is out of reach (a loss floor above L*), the steps
+overshoot and oscillate: rows whose loss rose get half the step from then on, and each row
+returns its lowest-loss δ. ‖δ‖ then estimates how far the site must move for the edit to land,
+which is what MOSE's layer score (eq. 22) compares across layers (issue 26). Adam's first step
+has length lr·√d whatever the gradient, so a few Adam steps say little about that distance.
+
 Speed (issue 4): the layers below the site never change during the optimisation, so their
 output is computed once and replayed (`frozen_prefix`); the LM head runs only at the target
 and KL positions; all prompts of all requests share one forward; no weight gradients exist.
@@ -38,6 +48,7 @@ class ValueParams:
     clamp_norm_factor: float = 4.0
     kl_factor: float = 0.0625
     early_stop: float = 0.05
+    optimizer: str = "adam"  # adam (ROME / MEMIT) | newton (step (L − L*)/‖g‖² along −g, see above)
 
     @classmethod
     def from_cfg(cls, cfg) -> ValueParams:
@@ -219,12 +230,17 @@ def optimize_values(
         prefix_kv = _crop(cache, start) if cache is not None else None
         step_prompts = pr.shifted(start) if start else pr
 
+    if params.optimizer not in ("adam", "newton"):
+        raise ValueError(f"unknown value optimizer {params.optimizer!r}; use 'adam' or 'newton'")
     delta = torch.zeros(n, h0.shape[1], device=device, requires_grad=True)
-    opt = torch.optim.Adam([delta], lr=params.lr)
+    opt = torch.optim.Adam([delta], lr=params.lr) if params.optimizer == "adam" else None
     h0_norm = h0.norm(dim=1)
     max_norm = params.clamp_norm_factor * h0_norm
     done = torch.zeros(n, dtype=torch.bool, device=device)
     losses: list[list[float]] = []
+    newton_scale = torch.ones(n, device=device)  # Newton only: halved for a row whenever its loss rises
+    best_loss = torch.full((n,), float("inf"), device=device)
+    best_delta = torch.zeros(n, h0.shape[1], device=device)
 
     def inserter(rows: torch.Tensor):
         sel_rows, sel_cols = step_prompts.delta_rows[rows], step_prompts.delta_cols[rows]
@@ -233,7 +249,7 @@ def optimize_values(
 
     step = 0
     for step in range(params.steps):
-        opt.zero_grad()
+        delta.grad = None
         with contextlib.ExitStack() as stack:
             for module, rows in zip(sites, site_rows, strict=True):
                 stack.enter_context(Trace(module, edit_output=inserter(rows)))
@@ -245,18 +261,31 @@ def optimize_values(
         wd = params.weight_decay * delta.norm(dim=1) / h0_norm**2
         loss = nll + params.kl_factor * kl + wd
         losses.append(loss.tolist())
+        if opt is None:
+            with torch.no_grad():
+                better = loss.detach() < best_loss
+                newton_scale[~better & ~done] *= 0.5
+                best_delta[better] = delta.detach()[better]
+                best_loss = torch.where(better, loss.detach(), best_loss)
         done |= loss.detach() < params.early_stop
         if bool(done.all()) or step == params.steps - 1:
             break
         loss.masked_fill(done, 0.0).sum().backward()
         kept = delta.detach()[done].clone()
-        opt.step()
+        if opt is not None:
+            opt.step()
+        else:  # Newton on L(δ) = L*: rows are independent (each δ only reaches its own prompts' losses)
+            with torch.no_grad():
+                grad = delta.grad
+                gap = (loss.detach() - 0.5 * params.early_stop).clamp_min(0.0)
+                step_len = newton_scale * gap / grad.pow(2).sum(dim=1).clamp_min(1e-20)
+                delta.sub_(grad * step_len[:, None])
         with torch.no_grad():
             delta[done] = kept  # a converged request keeps its δ (Adam momentum would move it)
             norms = delta.norm(dim=1)
             scale = torch.where(norms > max_norm, max_norm / norms, torch.ones_like(norms))
             delta.mul_(scale[:, None])
-    delta = delta.detach()
+    delta = delta.detach() if opt is not None else best_delta
     return ValueResult(values=h0 + delta, h0=h0, delta=delta, losses=losses, steps=step + 1)
 
 
