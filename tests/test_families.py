@@ -15,7 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from editbench.data.records import EditRequest
-from editbench.editors.base import build_editor
+from editbench.methods import build_editor
 from editbench.locate.context import EditContext
 from editbench.locate.normed import prenorm_share, rms_norm
 from editbench.locate.prompts import target_ids

@@ -26,7 +26,7 @@ import torch
 
 from editbench.config import compose
 from editbench.data import load_requests, resolve_data_dir
-from editbench.editors.base import build_editor
+from editbench.methods import build_editor
 from editbench.locate.context import EditContext
 from editbench.models import load_model
 
