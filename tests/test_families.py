@@ -15,11 +15,11 @@ import torch
 from omegaconf import OmegaConf
 
 from editbench.data.records import EditRequest
-from editbench.methods import build_editor
 from editbench.locate.context import EditContext
 from editbench.locate.normed import prenorm_share, rms_norm
 from editbench.locate.prompts import target_ids
 from editbench.locate.stats import SecondMoments, StatsParams
+from editbench.methods import build_editor
 from editbench.models import load_model
 from tests.conftest import tiny_cfg
 

@@ -26,8 +26,8 @@ import torch
 
 from editbench.config import compose
 from editbench.data import load_requests, resolve_data_dir
-from editbench.methods import build_editor
 from editbench.locate.context import EditContext
+from editbench.methods import build_editor
 from editbench.models import load_model
 
 RULES = {
