@@ -12,6 +12,9 @@ lam=(dataset.split=train num_edits=${EDITS:-10} "${g[@]}")
 for l in 500 2000 15000; do cell lam-memit-$l method=memit method.mom2_update_weight=$l "${lam[@]}"; done
 for l2 in 1 10 100; do cell lam-alphaedit-$l2 method=alphaedit method.L2=$l2 "${lam[@]}"; done
 for l in 100 1000 10000; do cell lam-mose-$l method=mose method.mom2_update_weight=$l "${lam[@]}"; done
+#    ROME's u = k* (the default here) against u = C0⁻¹k* (mom2_adjustment, the ROME paper's eq. 2): Gemma3's
+#    keys share a large common direction, so the plain rank-one update reaches every key (issue 24: L = 33).
+for adj in false true; do cell lam-rome-mom2-$adj method=rome method.mom2_adjustment=$adj "${lam[@]}"; done
 # 3. 20 single-sequential edits per method (evaluated split) with the chosen settings: eval_at=immediate scores
 #    each edit right after it, and the run also scores all 20 on the final model (summary after_last_edit).
 for m in rome memit emmet rect prune alphaedit mose mose_oft ft; do
