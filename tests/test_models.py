@@ -50,7 +50,8 @@ def test_model_configs_have_all_keys():
             "tiny-llama", "tiny-gpt2"} <= names
     for name in names:
         cfg = OmegaConf.load(CONF / f"{name}.yaml")
-        assert set(cfg.keys()) == REQUIRED_KEYS, name
+        assert set(cfg.keys()) - {"defaults", "n_layers"} == REQUIRED_KEYS, name
+        assert list(cfg.defaults) == ["base_model", "_self_"], name  # typed by the schema (editbench/schema.py)
         assert cfg.name == name
 
 
