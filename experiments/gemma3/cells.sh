@@ -10,6 +10,11 @@ cell issue-mose method=mose num_edits=5 "${g[@]}" "method.candidate_layers=[2,3,
 #    A CPU budget, not the 100 edits of SmolLM2's sweep (experiments/lambda): Gemma3 edits take 25-45 s here.
 lam=(dataset.split=train num_edits=${EDITS:-10} "${g[@]}")
 for l in 500 2000 15000; do cell lam-memit-$l method=memit method.mom2_update_weight=$l "${lam[@]}"; done
+#    Both best values were at the bottom of the first grid, so the grid goes one step lower; and z* ends far above
+#    early_stop on Gemma3 (its residual norms are ~100× SmolLM2's, Adam's steps are not), so a larger value lr.
+cell lam-memit-100 method=memit method.mom2_update_weight=100 "${lam[@]}"
+cell lam-memit-500-lr2 method=memit method.mom2_update_weight=500 method.value.lr=2.0 "${lam[@]}"
+cell lam-alphaedit-0.1 method=alphaedit method.L2=0.1 "${lam[@]}"
 for l2 in 1 10 100; do cell lam-alphaedit-$l2 method=alphaedit method.L2=$l2 "${lam[@]}"; done
 for l in 100 1000 10000; do cell lam-mose-$l method=mose method.mom2_update_weight=$l "${lam[@]}"; done
 #    ROME's u = k* (the default here) against u = C0⁻¹k* (mom2_adjustment, the ROME paper's eq. 2): Gemma3's
