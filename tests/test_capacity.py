@@ -97,10 +97,12 @@ def test_mose_memory_variant_holds_earlier_edits_better():
 
 def test_run_writes_results_report_and_figure(tmp_path):
     s = cap.Settings(dims=[24, 32], max_edits=12, grid=[0, 1, 4, 12], batch=2, mose_lams=[1.0, 100.0],
-                     mose_memory=1.0, c0_trace=100.0, distractors=5)
+                     mose_memory=1.0, mose_anchor="original", c0_trace=100.0,
+                     distractors=5)
     rows = cap.run(s, tmp_path)
     methods = {r["method"] for r in rows}
-    assert methods == {"mose λ=1", "mose λ=100", "mose+edits λ=1 μ=1", "mose+edits λ=100 μ=1", "memit λ=5000",
+    assert methods == {"mose λ=1", "mose λ=100", "mose+edits λ=1 μ=1", "mose+edits λ=100 μ=1", "mose W0-anchor λ=1", "mose W0-anchor λ=100",
+                       "memit λ=5000",
                        "alphaedit α=10"}
     assert len(rows) == 2 * len(methods) * 4
     for r in rows:
@@ -129,3 +131,15 @@ def test_real_memory_file_is_rotated_into_c0s_eigenbasis(tmp_path):
     torch.testing.assert_close(torch.linalg.svdvals(W), torch.linalg.svdvals(W0))
     rows = cap.run(cap.Settings(max_edits=5, grid=[0, 5], real=str(tmp_path / "m.safetensors"), distractors=2))
     assert {r["d"] for r in rows} == {8}
+
+
+def test_w0_anchored_mose_pulls_the_drift_back():
+    mem = memory(n=60, targets="swap")
+    prev, orig = cap.MoseEditor(mem, lam=2.0), cap.MoseEditor(mem, lam=2.0, anchor="original")
+    for i in range(60):
+        prev.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+        orig.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+    assert orig.delta_energy() < prev.delta_energy()
+    torch.testing.assert_close(torch.linalg.svdvals(orig.Q @ mem.W0), torch.linalg.svdvals(mem.W0))
+    with pytest.raises(ValueError, match="anchor"):
+        cap.MoseEditor(mem, lam=1.0, anchor="W0")

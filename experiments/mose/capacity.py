@@ -8,7 +8,9 @@ current W (as in the LM, where V_E = W k + the spread share, D2):
   MOSE (paper eq. 17-20, W ← R W):  M = λ·W C0 Wᵀ + V_E (W K_E)ᵀ,  R = U Vᵀ for U Σ Vᵀ = svd(M)
         (`procrustes` from editbench.editors.mose; W = Q_t W0 with Q_t = R_t Q_{t−1}, sequential
         anchor W_{t−1}, D3). `--mose-memory μ` is a variant that also holds past edits' outputs:
-        M += μ·Σ_p (W k_p)(W k_p)ᵀ, i.e. K0 in eq. 17 includes the keys of earlier edits.
+        M += μ·Σ_p (W k_p)(W k_p)ᵀ, i.e. K0 in eq. 17 includes the keys of earlier edits;
+        `--mose-anchor original` another: B's first block is √λ W0 K0 (eq. 17 read literally, the
+        outputs of the unedited W0), so M = λ·W0 C0 Wᵀ + V_E (W K_E)ᵀ pulls the drift back.
   MEMIT (Meng et al. 2023 eq. 14, plain sequential: no memory of earlier edits):
         ΔW = R Kᵀ (λC0 + K Kᵀ)⁻¹   (baselines/memit.py `memit_delta`)
   AlphaEdit (Fang et al. 2025 eq. 14): ΔW = R Kᵀ P (K_p K_pᵀ P + K Kᵀ P + α I)⁻¹, P the projector on
@@ -148,8 +150,10 @@ def draw_edits(W0: torch.Tensor, c: torch.Tensor, n: int, targets: str, change: 
 class MoseEditor:
     """W = Q W0; one Procrustes step per batch (eq. 19-20) against λ W C0 Wᵀ (+ μ past edits' outputs)."""
 
-    def __init__(self, mem: Memory, lam: float, memory_weight: float = 0.0) -> None:
-        self.mem, self.lam, self.mu = mem, lam, memory_weight
+    def __init__(self, mem: Memory, lam: float, memory_weight: float = 0.0, anchor: str = "previous") -> None:
+        if anchor not in ("previous", "original"):
+            raise ValueError(f"unknown anchor {anchor!r}: use previous (D3) or original")
+        self.mem, self.lam, self.mu, self.anchor = mem, lam, memory_weight, anchor
         self.Q = torch.eye(mem.d, dtype=F64)
         self.G0 = (mem.W0 * mem.c) @ mem.W0.T  # W0 C0 W0ᵀ, (d, d)
         self.G_edits = torch.zeros(mem.d, mem.d, dtype=F64)  # Σ_p (W k_p)(W k_p)ᵀ in the current frame
@@ -159,7 +163,10 @@ class MoseEditor:
 
     def step(self, keys: torch.Tensor, targets: torch.Tensor) -> None:
         w = self.outputs(keys)  # W K_E as rows, (n, d)
-        M = self.lam * self.Q @ self.G0 @ self.Q.T + targets.T @ w  # λ W C0 Wᵀ + V_E (W K_E)ᵀ
+        if self.anchor == "previous":  # B Aᵀ with A = [√λ W K0, W K_E], B = [√λ W K0, V_E]: λ W C0 Wᵀ + V_E (W K_E)ᵀ
+            M = self.lam * self.Q @ self.G0 @ self.Q.T + targets.T @ w
+        else:  # B = [√λ W0 K0, V_E]: λ W0 C0 Wᵀ + V_E (W K_E)ᵀ, with W = Q W0
+            M = self.lam * self.G0 @ self.Q.T + targets.T @ w
         if self.mu:
             M = M + self.mu * self.G_edits
         R = procrustes(M)
@@ -273,6 +280,7 @@ class Settings:
     methods: list[str] = field(default_factory=lambda: ["mose", "memit", "alphaedit"])
     mose_lams: list[float] = field(default_factory=lambda: [1000.0])
     mose_memory: float = 0.0
+    mose_anchor: str = "previous"  # "original" adds the W0-anchored variant as an extra curve
     memit_lam: float = 5000.0
     alpha: float = 10.0
     null_fraction: float = 0.7  # AlphaEdit's τ: the quantile of C0's eigenvalues (LLaMA3-8B at τ = 0.02: ≈ 70 %)
@@ -303,6 +311,8 @@ def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
                 out[f"mose λ={lam:g}"] = MoseEditor(mem, lam)
                 if s.mose_memory:
                     out[f"mose+edits λ={lam:g} μ={s.mose_memory:g}"] = MoseEditor(mem, lam, s.mose_memory)
+                if s.mose_anchor == "original":
+                    out[f"mose W0-anchor λ={lam:g}"] = MoseEditor(mem, lam, anchor="original")
         elif method == "memit":
             out[f"memit λ={s.memit_lam:g}"] = MemitEditor(mem, s.memit_lam)
         elif method == "alphaedit":
@@ -413,6 +423,8 @@ def main() -> None:
     ap.add_argument("--methods", default="mose,memit,alphaedit")
     ap.add_argument("--mose-lams", default="1000", help="comma-separated λ for MOSE, one curve each")
     ap.add_argument("--mose-memory", type=float, default=0.0, help="μ > 0 adds the variant holding past edits")
+    ap.add_argument("--mose-anchor", choices=("previous", "original"), default="previous",
+                    help="original: also run MOSE anchored to W0's outputs (an extra curve)")
     ap.add_argument("--memit-lam", type=float, default=5000.0)
     ap.add_argument("--alpha", type=float, default=10.0, help="AlphaEdit's L2")
     ap.add_argument("--null-fraction", type=float, default=0.7)
@@ -431,7 +443,7 @@ def main() -> None:
     if a.quick:
         dims, max_edits = [x for x in dims if x <= 1024] or [576], min(max_edits, 500)
     s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch,
-                 methods=a.methods.split(","), mose_lams=_floats(a.mose_lams), mose_memory=a.mose_memory,
+                 methods=a.methods.split(","), mose_lams=_floats(a.mose_lams), mose_memory=a.mose_memory, mose_anchor=a.mose_anchor,
                  memit_lam=a.memit_lam, alpha=a.alpha, null_fraction=a.null_fraction, w_spectrum=a.w_spectrum,
                  c0_spectrum=a.c0_spectrum, c0_trace=a.c0_trace, targets=a.targets, change=a.change, key_scale=a.key_scale,
                  distractors=a.distractors, real=a.real, seed=a.seed)
