@@ -298,3 +298,52 @@ def test_reports_label_each_variant_by_its_settings():
     so = {**paper, "config:method.rotation": "special_orthogonal", "config:method.selection_optimizer": "adam"}
     assert variant_label("MOSE (paper)", so) == "MOSE (paper, SO(d), Adam layer scores)"
     assert variant_label("mose_oft", {"config:method.coft_projection": "stack"}) == "mose_oft (stack COFT)"
+
+
+# --- issue 20: where the edit goes (edit_geometry in the step record) ----------------------------------
+
+
+def test_edit_geometry_is_consistent_on_a_tiny_model(tiny):
+    from editbench.data.records import EditRequest
+    from editbench.editors.mose import EDIT_GEOMETRY_FIELDS
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]], FixedStats(tiny.spec.ffn_size))
+    cfg = OmegaConf.create({**MOSE_CFG, "layer_selection": "fixed", "fixed_layers": [1, 2],
+                            "mom2_update_weight": 0.1})
+    editor = build_editor("mose", ctx, cfg)
+    reqs = [EditRequest(case_id=str(i), prompt="{} is located in", subject=s, target_new=t, target_true="x")
+            for i, (s, t) in enumerate([("Paris", " Rome"), ("Berlin", " Oslo")])]
+    before = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in (1, 2)}
+    try:
+        diag = editor.edit(reqs)
+    finally:
+        for layer in (1, 2):
+            tiny.spec.set_weight(tiny.model, layer, before[layer])
+    assert set(diag["edit_geometry"]) == {"1", "2"}
+    for g in diag["edit_geometry"].values():
+        assert g["case_ids"] == ["0", "1"] and set(EDIT_GEOMETRY_FIELDS) <= set(g)
+        x = {k: torch.tensor(g[k], dtype=torch.float64) for k in EDIT_GEOMETRY_FIELDS}
+        torch.testing.assert_close(x["change_along_output"] ** 2 + x["change_across_output"] ** 2,
+                                   x["change_norm"] ** 2, rtol=1e-9, atol=1e-9)
+        assert bool((x["realised_norm"] <= 2 * x["output_norm"] + 1e-6).all())  # ‖Rw − w‖ ≤ 2‖w‖
+        assert bool((x["realised_along_change"].abs() <= x["realised_norm"] + 1e-9).all())
+        assert bool((x["miss_after"] >= x["norm_gap"].abs() - 1e-4).all())  # no rotation closes the norm gap
+        assert bool((x["realised_norm"] > 0).all())  # the step moved W k
+        assert bool((x["realised_along_change"] > 0).all())  # ... towards what was asked
+    group = diag["v"][0]
+    assert group["case_ids"] == ["0", "1"] and len(group["z_residual"]) == 3  # before 1, before 2, after 2
+
+
+def test_edit_geometry_by_hand():
+    from editbench.editors.mose import edit_geometry
+
+    w = torch.tensor([[3.0, 0.0]], dtype=torch.float64)
+    v = torch.tensor([[5.0, 4.0]], dtype=torch.float64)  # c = (2, 4): along 2, across 4; ‖v‖ − ‖w‖ = √41 − 3
+    w_after = torch.tensor([[0.0, 3.0]], dtype=torch.float64)  # a quarter turn
+    g = edit_geometry(w, v, w_after)
+    assert g["output_norm"] == [3.0] and g["change_along_output"] == [2.0] and g["change_across_output"] == [4.0]
+    assert g["change_norm"][0] == pytest.approx(20**0.5)
+    assert g["norm_gap"][0] == pytest.approx(41**0.5 - 3)
+    assert g["realised_norm"][0] == pytest.approx(18**0.5)
+    assert g["realised_along_change"][0] == pytest.approx((-3 * 2 + 3 * 4) / 20**0.5)
+    assert g["miss_after"][0] == pytest.approx(26**0.5)

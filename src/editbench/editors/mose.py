@@ -7,6 +7,11 @@ K0 is never materialised: C0 = E[k kᵀ] stands in for K0 K0ᵀ. Each matrix kee
 rotation Q_t = R_t Q_{t−1} in float64 and the weight is set to Q_t W0, so W0's singular values
 survive any number of edits to float64 precision (D3). V_E comes from z* at the top edited layer,
 spread bottom-up as in MEMIT (D2). The edited layers are chosen per request by eq. 22 (D4).
+
+Each step's record says where the edit went (`edit_geometry`, per edited layer and request: ‖W k‖,
+the requested change split along and across W k, the norm gap no rotation can close, what the
+rotation realised and what it missed) and, per group, the spread's `z_residual` with the group's
+`case_ids` (experiments/mose/where_edits_go.py reads both).
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ def procrustes(M: torch.Tensor, special: bool = False) -> torch.Tensor:
         U = U.clone()
         U[:, -1] *= sign
     return U @ Vh
+
+
+EDIT_GEOMETRY_FIELDS = ("output_norm", "change_norm", "change_along_output", "change_across_output",
+                        "norm_gap", "realised_norm", "realised_along_change", "miss_after")
+
+
+def edit_geometry(outputs: torch.Tensor, targets: torch.Tensor, outputs_after: torch.Tensor) -> dict[str, list]:
+    """Where one layer's edit goes, per request (rows): what was asked of W k and what the step did.
+
+    w = W k before the step (`outputs`), v = V_E (`targets`), c = v − w the requested change,
+    w' = W' k after it (`outputs_after`; = w where the guard refused the write). With ŵ = w/‖w‖:
+      output_norm           ‖w‖
+      change_norm           ‖c‖
+      change_along_output   c·ŵ (signed; > 0 asks W k to grow)
+      change_across_output  ‖c − (c·ŵ)ŵ‖, so along² + across² = ‖c‖²
+      norm_gap              ‖v‖ − ‖w‖: a rotation keeps ‖W k‖ (eq. 15), so no R gets closer to v
+                            than |norm_gap| (the part of the request that is out of reach)
+      realised_norm         ‖w' − w‖ (≤ 2‖w‖ for a rotation)
+      realised_along_change (w' − w)·ĉ: how much of the request the step delivered
+      miss_after            ‖v − w'‖ (≥ |norm_gap| for a rotation)
+    """
+    w, v, w_after = outputs.double(), targets.double(), outputs_after.double()
+    c = v - w
+    w_norm = w.norm(dim=1)
+    w_hat = w / w_norm.clamp_min(1e-300)[:, None]
+    along = (c * w_hat).sum(dim=1)
+    across = (c - along[:, None] * w_hat).norm(dim=1)
+    realised = w_after - w
+    c_norm = c.norm(dim=1)
+    realised_along = (realised * c).sum(dim=1) / c_norm.clamp_min(1e-300)
+    values = (w_norm, c_norm, along, across, v.norm(dim=1) - w_norm, realised.norm(dim=1), realised_along,
+              (v - w_after).norm(dim=1))
+    return {name: x.tolist() for name, x in zip(EDIT_GEOMETRY_FIELDS, values, strict=True)}
 
 
 def orthogonality_error(Q: torch.Tensor) -> float:
@@ -166,12 +204,18 @@ class Mose(Editor):
         spread_record: dict = {}
         for t in spread(self.ctx, requests, layers, z.values, record=spread_record):
             diag["orthogonality"][str(t.layer)] = self.rotate(t.layer, t.keys, t.targets)
+            geometry = edit_geometry(t.outputs, t.targets, t.keys @ self.weight(t.layer).T)
+            entry = diag.setdefault("edit_geometry", {}).setdefault(str(t.layer), {"case_ids": []})
+            entry["case_ids"] += [r.case_id for r in requests]  # a layer shared by two groups: both, in order
+            for name, values in geometry.items():
+                entry.setdefault(name, []).extend(values)
             diag["det_step"][str(t.layer)], diag["det_cumulative"][str(t.layer)] = self.last_det[t.layer]
             share = t.residual if t.residual_space is None else t.residual_space
             diag.setdefault("residual_share", {})[str(t.layer)] = share.norm(dim=1).tolist()
             cos = torch.nn.functional.cosine_similarity(t.targets, t.outputs, dim=1)
             diag.setdefault("cos_target_output", {})[str(t.layer)] = cos.tolist()
-        return {**z.diagnostics(), **spread_record}
+        # z_residual (from the spread): ‖z* − z‖ at the top layer per request, before each layer and after all
+        return {"case_ids": [r.case_id for r in requests], **z.diagnostics(), **spread_record}
 
     def rotate(self, layer: int, keys: torch.Tensor, targets: torch.Tensor) -> float:
         """One Procrustes step on `layer` for keys K_E (n, m) and target outputs V_E (n, d).

@@ -1,0 +1,455 @@
+"""How many sequential edits a linear memory keeps: MOSE vs MEMIT vs AlphaEdit in closed form (issue 20).
+
+No language model: one matrix W0 (d×m, the down projection's shape, m = d·8/3) with a given singular
+value profile, keys k ~ N(0, C0) with C0 from a given spectrum, and a stream of N edits (k_i, v_i).
+Each method edits W sequentially, one step per `--batch` edits, with the residual taken on the
+current W (as in the LM, where V_E = W k + the spread share, D2):
+
+  MOSE (paper eq. 17-20, W ← R W):  M = λ·W C0 Wᵀ + V_E (W K_E)ᵀ,  R = U Vᵀ for U Σ Vᵀ = svd(M)
+        (`procrustes` from editbench.editors.mose; W = Q_t W0 with Q_t = R_t Q_{t−1}, sequential
+        anchor W_{t−1}, D3). `--mose-memory μ` is a variant that also holds past edits' outputs:
+        M += μ·Σ_p (W k_p)(W k_p)ᵀ, i.e. K0 in eq. 17 includes the keys of earlier edits;
+        `--mose-anchor original` another: B's first block is √λ W0 K0 (eq. 17 read literally, the
+        outputs of the unedited W0), so M = λ·W0 C0 Wᵀ + V_E (W K_E)ᵀ pulls the drift back.
+  MEMIT (Meng et al. 2023 eq. 14, plain sequential: no memory of earlier edits):
+        ΔW = R Kᵀ (λC0 + K Kᵀ)⁻¹   (baselines/memit.py `memit_delta`)
+  AlphaEdit (Fang et al. 2025 eq. 14): ΔW = R Kᵀ P (K_p K_pᵀ P + K Kᵀ P + α I)⁻¹, P the projector on
+        C0's eigenvectors with eigenvalue < τ, K_p the keys of all earlier edits
+        (baselines/alphaedit.py `alphaedit_delta`, `null_space_projector`).
+
+Speed: everything runs in C0's eigenbasis (keys' coordinates rotated so that C0 = diag(c); W0 is
+rotated with them, which changes no output W k). There λC0 is diagonal, so MEMIT's m×m solve is
+Woodbury on an n×n system, and P is a coordinate mask, so AlphaEdit's solve lives on the null
+coordinates with (C_p + αI)⁻¹ kept up to date by the same Woodbury step. Both are checked against
+the project's `memit_delta` / `alphaedit_delta` in tests/test_capacity.py. MOSE's d×d SVD per step
+is the cost (`--batch` edits per step cut it).
+
+Measures after t edits (on a coarse grid of t), float64 throughout:
+  recall      fraction of the t edits whose output W k_i is, by cosine, closer to its new value v_i
+              than to its old value W0 k_i and to the targets of `--distractors` other edits (a
+              nearest-candidate readout: the memory "answers" the new fact)
+  recall_l2   the same with Euclidean distance (a rotation cannot change ‖W k‖, so this is stricter
+              for MOSE when ‖v‖ ≠ ‖W0 k‖)
+  delivered   mean over edits of (W k_i − W0 k_i)·(v_i − W0 k_i) / ‖v_i − W0 k_i‖² (1: all of it)
+  preservation_error  √(E‖(W − W0) k‖² / E‖W0 k‖²) for held-out keys k ~ N(0, C0), exactly (trace form)
+Targets: `shift` (default) v = W0 k + δ with ‖δ‖ = --change·‖W0 k‖ in a random direction; `swap` v =
+W0 k' for an unrelated key k' (same norm statistics: a change a rotation can deliver in full).
+
+  PYTHONPATH=src:. python experiments/mose/capacity.py --quick --out experiments/mose/capacity   # d ≤ 1024, N ≤ 500
+      (≈ 8 min on one core, MOSE's SVDs at d = 1024 are 7/8 of it; add --batch 10 for ≈ 1 min, batch-sequential)
+  PYTHONPATH=src:. python experiments/mose/capacity.py --out experiments/mose/capacity-full \\
+      --dims 576,1024,2048,4096 --max-edits 4000 --batch 1                     # full (hours on one core at d = 4096)
+  ... --real smollm2-layer8.safetensors   # tensors "W0" (d×m) and "C0" (m×m, mean second moment): real W0 / C0
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from editbench.editors.mose import orthogonality_error, procrustes
+
+F64 = torch.float64
+
+
+# --- the memory ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    """W0 (d, m) and C0 = diag(c) in C0's eigenbasis; keys K (N, m), targets V (N, d), held-out stats."""
+
+    W0: torch.Tensor
+    c: torch.Tensor  # C0's eigenvalues, (m,)
+    keys: torch.Tensor
+    targets: torch.Tensor
+
+    @property
+    def d(self) -> int:
+        return self.W0.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.W0.shape[1]
+
+    @property
+    def old(self) -> torch.Tensor:
+        """W0 k_i, (N, d)."""
+        return self.keys @ self.W0.T
+
+
+def profile(spec: str, n: int) -> torch.Tensor:
+    """`power:a` → i^−a (i = 1..n), `flat` → 1, `exp:a` → e^{−a·i/n}; largest value 1."""
+    i = torch.arange(1, n + 1, dtype=F64)
+    kind, _, arg = spec.partition(":")
+    if kind == "power":
+        return i ** -float(arg)
+    if kind == "exp":
+        return torch.exp(-float(arg) * (i - 1) / n)
+    if kind == "flat":
+        return torch.ones(n, dtype=F64)
+    raise ValueError(f"unknown spectrum {spec!r}: use power:A, exp:A or flat")
+
+
+def orthonormal_columns(rows: int, cols: int, g: torch.Generator) -> torch.Tensor:
+    q, r = torch.linalg.qr(torch.randn(rows, cols, generator=g, dtype=F64))
+    return q * torch.sign(torch.diagonal(r))  # Haar-distributed
+
+
+def synthetic_w0_c0(d: int, m: int, w_spectrum: str, c0_spectrum: str, c0_trace: float,
+                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """W0 = U diag(σ) Vᵀ with random U (d×d), V (m×d); C0 = diag(c) with tr C0 = c0_trace.
+
+    C0's eigenbasis is the coordinate basis; W0's right singular vectors are random in it.
+    """
+    sigma = profile(w_spectrum, d)
+    U, V = orthonormal_columns(d, d, g), orthonormal_columns(m, d, g)
+    c = profile(c0_spectrum, m)
+    return (U * sigma) @ V.T, c * (c0_trace / c.sum())
+
+
+def real_w0_c0(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """W0 and C0 from a safetensors file, W0 rotated into C0's eigenbasis (C0 = Q diag(c) Qᵀ → W0 Q)."""
+    from safetensors.torch import load_file
+
+    t = load_file(str(path))
+    W0, C0 = t["W0"].to(F64), t["C0"].to(F64)
+    c, Q = torch.linalg.eigh((C0 + C0.T) / 2)
+    return W0 @ Q, c.clamp_min(0.0)
+
+
+def draw_edits(W0: torch.Tensor, c: torch.Tensor, n: int, targets: str, change: float,
+               g: torch.Generator, key_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n keys k = key_scale·N(0, diag(c)) and their targets (see the module docstring).
+
+    key_scale > 1 makes the edited keys larger than the held-out ones (a subject's last token often
+    has a larger key than the average token): every method's regulariser then weighs less.
+    """
+    keys = key_scale * torch.randn(n, c.shape[0], generator=g, dtype=F64) * c.sqrt()
+    old = keys @ W0.T
+    if targets == "swap":
+        other = torch.randn(n, c.shape[0], generator=g, dtype=F64) * c.sqrt()
+        return keys, other @ W0.T
+    if targets != "shift":
+        raise ValueError(f"unknown targets {targets!r}: use shift or swap")
+    direction = torch.randn(n, W0.shape[0], generator=g, dtype=F64)
+    direction = direction / direction.norm(dim=1, keepdim=True)
+    return keys, old + change * old.norm(dim=1, keepdim=True) * direction
+
+
+# --- the three editors (state + one sequential step) -------------------------------------------------------
+
+
+class MoseEditor:
+    """W = Q W0; one Procrustes step per batch (eq. 19-20) against λ W C0 Wᵀ (+ μ past edits' outputs)."""
+
+    def __init__(self, mem: Memory, lam: float, memory_weight: float = 0.0, anchor: str = "previous") -> None:
+        if anchor not in ("previous", "original"):
+            raise ValueError(f"unknown anchor {anchor!r}: use previous (D3) or original")
+        self.mem, self.lam, self.mu, self.anchor = mem, lam, memory_weight, anchor
+        self.Q = torch.eye(mem.d, dtype=F64)
+        self.G0 = (mem.W0 * mem.c) @ mem.W0.T  # W0 C0 W0ᵀ, (d, d)
+        self.G_edits = torch.zeros(mem.d, mem.d, dtype=F64)  # Σ_p (W k_p)(W k_p)ᵀ in the current frame
+
+    def outputs(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys @ self.mem.W0.T @ self.Q.T
+
+    def step(self, keys: torch.Tensor, targets: torch.Tensor) -> None:
+        w = self.outputs(keys)  # W K_E as rows, (n, d)
+        if self.anchor == "previous":  # B Aᵀ with A = [√λ W K0, W K_E], B = [√λ W K0, V_E]: λ W C0 Wᵀ + V_E (W K_E)ᵀ
+            M = self.lam * self.Q @ self.G0 @ self.Q.T + targets.T @ w
+        else:  # B = [√λ W0 K0, V_E]: λ W0 C0 Wᵀ + V_E (W K_E)ᵀ, with W = Q W0
+            M = self.lam * self.G0 @ self.Q.T + targets.T @ w
+        if self.mu:
+            M = M + self.mu * self.G_edits
+        R = procrustes(M)
+        self.Q = R @ self.Q
+        if self.mu:
+            w_new = w @ R.T
+            self.G_edits = R @ self.G_edits @ R.T + w_new.T @ w_new
+
+    def delta_energy(self) -> float:
+        """E‖(W − W0) k‖² = tr((Q − I) G0 (Q − I)ᵀ)."""
+        D = self.Q - torch.eye(self.mem.d, dtype=F64)
+        return float(torch.einsum("ij,jk,ik->", D, self.G0, D))
+
+    def extra(self) -> dict:
+        return {"orthogonality": orthogonality_error(self.Q)}
+
+
+class MemitEditor:
+    """Plain sequential MEMIT, ΔW = R Kᵀ(λC0 + K Kᵀ)⁻¹, by Woodbury with λC0 = λ diag(c)."""
+
+    def __init__(self, mem: Memory, lam: float) -> None:
+        self.mem, self.lam = mem, lam
+        self.W = mem.W0.clone()
+
+    def outputs(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys @ self.W.T
+
+    def step(self, keys: torch.Tensor, targets: torch.Tensor) -> None:
+        R = targets - self.outputs(keys)  # residual on the current W, (n, d)
+        X = keys / (self.lam * self.mem.c)  # K (λC0)⁻¹, (n, m)
+        S = torch.eye(keys.shape[0], dtype=F64) + X @ keys.T  # I + K (λC0)⁻¹ Kᵀ, (n, n)
+        # (λC0 + KᵀK)⁻¹ Kᵀ R = (λC0)⁻¹ Kᵀ S⁻¹ R, so ΔW = (S⁻¹ R)ᵀ K (λC0)⁻¹
+        self.W += torch.linalg.solve(S, R).T @ X
+
+    def delta_energy(self) -> float:
+        D = self.W - self.mem.W0
+        return float(((D * D) * self.mem.c).sum())
+
+    def extra(self) -> dict:
+        return {}
+
+
+class AlphaEditor:
+    """AlphaEdit on C0's null coordinates (P = diag(c < τ)), (C_p + αI)⁻¹ kept by Woodbury."""
+
+    def __init__(self, mem: Memory, alpha: float, tau: float) -> None:
+        self.mem, self.alpha = mem, alpha
+        self.null = torch.nonzero(mem.c < tau).flatten()  # P = Σ_{i ∈ null} e_i e_iᵀ
+        p = len(self.null)
+        self.A_inv = torch.eye(p, dtype=F64) / alpha  # (C_p,NN + α I)⁻¹, C_p = Σ K_pᵀ K_p (0 at the start)
+        self.W = mem.W0.clone()
+
+    def outputs(self, keys: torch.Tensor) -> torch.Tensor:
+        return keys @ self.W.T
+
+    def step(self, keys: torch.Tensor, targets: torch.Tensor) -> None:
+        R = targets - self.outputs(keys)
+        Kn = keys[:, self.null]  # K P restricted to the null coordinates, (n, p)
+        # X = P X solves (P(KᵀK + C_p)P + αI) X = P Kᵀ R, i.e. (A + K_nᵀK_n) X_n = K_nᵀ R with A = C_p,NN + αI
+        AK = self.A_inv @ Kn.T  # A⁻¹ K_nᵀ, (p, n)
+        S = torch.eye(keys.shape[0], dtype=F64) + Kn @ AK
+        S_inv_R = torch.linalg.solve(S, R)
+        X_n = AK @ S_inv_R  # (A + K_nᵀK_n)⁻¹ K_nᵀ R = A⁻¹K_nᵀ S⁻¹ R, (p, d)
+        self.W[:, self.null] += X_n.T
+        # C_p += KᵀK (the edit keys are the keys after the update in a linear memory): A⁻¹ ← (A + K_nᵀK_n)⁻¹
+        self.A_inv -= AK @ torch.linalg.solve(S, AK.T)
+
+    def delta_energy(self) -> float:
+        D = self.W - self.mem.W0
+        return float(((D * D) * self.mem.c).sum())
+
+    def extra(self) -> dict:
+        return {"null_dim": len(self.null)}
+
+
+# --- measures -----------------------------------------------------------------------------------------------
+
+
+def recall_measures(out: torch.Tensor, old: torch.Tensor, targets: torch.Tensor, distractors: int,
+                    g: torch.Generator) -> dict[str, float]:
+    """recall (cosine), recall_l2 and delivered for the edits so far (rows of out / old / targets)."""
+    t = out.shape[0]
+    if t == 0:
+        return {"recall": math.nan, "recall_l2": math.nan, "delivered": math.nan}
+    n_other = min(distractors, t - 1)
+    if n_other:  # other edits' targets: j ≠ i, drawn per edit
+        idx = torch.randint(0, t - 1, (t, n_other), generator=g)
+        idx = idx + (idx >= torch.arange(t)[:, None]).long()
+        cands = torch.cat([targets[:, None], old[:, None], targets[idx]], dim=1)  # (t, 2 + n_other, d)
+    else:
+        cands = torch.stack([targets, old], dim=1)
+    cos = torch.nn.functional.cosine_similarity(out[:, None], cands, dim=2)
+    dist = (out[:, None] - cands).norm(dim=2)
+    change = targets - old
+    delivered = ((out - old) * change).sum(dim=1) / (change * change).sum(dim=1)
+    return {"recall": float((cos.argmax(dim=1) == 0).double().mean()),
+            "recall_l2": float((dist.argmin(dim=1) == 0).double().mean()),
+            "delivered": float(delivered.mean())}
+
+
+# --- the experiment ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    dims: list[int] = field(default_factory=lambda: [576, 1024])
+    m_ratio: float = 8 / 3
+    max_edits: int = 500
+    grid: list[int] = field(default_factory=list)  # default: a coarse log grid up to max_edits
+    batch: int = 1
+    methods: list[str] = field(default_factory=lambda: ["mose", "memit", "alphaedit"])
+    mose_lams: list[float] = field(default_factory=lambda: [1000.0])
+    mose_memory: float = 0.0
+    mose_anchor: str = "previous"  # "original" adds the W0-anchored variant as an extra curve
+    memit_lam: float = 5000.0
+    alpha: float = 10.0
+    null_fraction: float = 0.7  # AlphaEdit's τ: the quantile of C0's eigenvalues (LLaMA3-8B at τ = 0.02: ≈ 70 %)
+    w_spectrum: str = "power:0.5"
+    c0_spectrum: str = "power:1.0"
+    c0_trace: float = 100.0
+    targets: str = "shift"
+    change: float = 1.0
+    key_scale: float = 1.0
+    distractors: int = 100
+    real: str | None = None
+    seed: int = 0
+
+
+def default_grid(max_edits: int) -> list[int]:
+    grid, x = [0], 1
+    while x < max_edits:
+        grid += [v for v in (x, 3 * x) if v < max_edits]
+        x *= 10
+    return sorted(set(grid + [max_edits]))
+
+
+def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for method in s.methods:
+        if method == "mose":
+            for lam in s.mose_lams:
+                out[f"mose λ={lam:g}"] = MoseEditor(mem, lam)
+                if s.mose_memory:
+                    out[f"mose+edits λ={lam:g} μ={s.mose_memory:g}"] = MoseEditor(mem, lam, s.mose_memory)
+                if s.mose_anchor == "original":
+                    out[f"mose W0-anchor λ={lam:g}"] = MoseEditor(mem, lam, anchor="original")
+        elif method == "memit":
+            out[f"memit λ={s.memit_lam:g}"] = MemitEditor(mem, s.memit_lam)
+        elif method == "alphaedit":
+            tau = float(torch.quantile(mem.c, s.null_fraction))
+            out[f"alphaedit α={s.alpha:g}"] = AlphaEditor(mem, s.alpha, tau)
+        else:
+            raise ValueError(f"unknown method {method!r}: use mose, memit, alphaedit")
+    return out
+
+
+def run_dim(d: int | None, s: Settings) -> list[dict]:
+    """All methods on one memory: rows of (method, N, measures)."""
+    g = torch.Generator().manual_seed(s.seed)
+    if s.real:
+        W0, c = real_w0_c0(Path(s.real))
+    else:
+        W0, c = synthetic_w0_c0(d, round(d * s.m_ratio), s.w_spectrum, s.c0_spectrum, s.c0_trace, g)
+    keys, targets = draw_edits(W0, c, s.max_edits, s.targets, s.change, g, s.key_scale)
+    mem = Memory(W0, c, keys, targets)
+    old, base = mem.old, float(((mem.W0 * mem.c) @ mem.W0.T).trace())  # E‖W0 k‖² = tr(W0 C0 W0ᵀ)
+    grid = sorted(set(s.grid or default_grid(s.max_edits)))
+    rows = []
+    for name, editor in editors_for(mem, s).items():
+        done, seconds = 0, 0.0
+        for n in grid:
+            t0 = time.perf_counter()
+            while done < n:
+                hi = min(done + s.batch, n)
+                editor.step(keys[done:hi], targets[done:hi])
+                done = hi
+            seconds += time.perf_counter() - t0
+            eval_g = torch.Generator().manual_seed(s.seed + n)
+            rec = recall_measures(editor.outputs(keys[:n]), old[:n], targets[:n], s.distractors, eval_g)
+            rows.append({"d": mem.d, "m": mem.m, "method": name, "edits": n, **rec,
+                         "preservation_error": math.sqrt(max(editor.delta_energy(), 0.0) / base),
+                         "edit_seconds": seconds, **editor.extra()})
+    return rows
+
+
+def write_outputs(rows: list[dict], s: Settings, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with (out / "results.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
+    lines = ["# Capacity of a linear memory under sequential edits", "", f"settings: `{json.dumps(asdict(s))}`", "",
+             "| d | method | edits | recall | recall_l2 | delivered | preservation error |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['d']} | {r['method']} | {r['edits']} | {r['recall']:.3f} | {r['recall_l2']:.3f} | "
+                     f"{r['delivered']:.3f} | {r['preservation_error']:.4f} |")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    plot(rows, out / "report.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = sorted({r["d"] for r in rows})
+    fig, axes = plt.subplots(2, len(dims), figsize=(4.2 * len(dims), 6.4), squeeze=False)
+    for j, d in enumerate(dims):
+        for method in dict.fromkeys(r["method"] for r in rows):
+            sel = [r for r in rows if r["d"] == d and r["method"] == method and r["edits"] > 0]
+            if not sel:
+                continue
+            n = [r["edits"] for r in sel]
+            axes[0][j].plot(n, [r["recall"] for r in sel], "o-", ms=3, label=method)
+            axes[1][j].plot(n, [r["preservation_error"] for r in sel], "o-", ms=3, label=method)
+        axes[0][j].set_title(f"d = {d}", fontsize=9)
+        for ax in (axes[0][j], axes[1][j]):
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            ax.set_xlabel("edits so far")
+        axes[0][j].set_ylim(-0.05, 1.05)
+    axes[0][0].set_ylabel("recall of all edits so far")
+    axes[1][0].set_ylabel("preservation error (held-out keys)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(s: Settings, out: Path | None = None) -> list[dict]:
+    rows = []
+    for d in [None] if s.real else s.dims:
+        rows += run_dim(d, s)
+    if out is not None:
+        write_outputs(rows, s, out)
+    return rows
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--quick", action="store_true", help="d = 576, 1024; N ≤ 500 (a few minutes on one core)")
+    ap.add_argument("--dims", default="576,1024,2048,4096")
+    ap.add_argument("--max-edits", type=int, default=4000)
+    ap.add_argument("--grid", default="", help="comma-separated edit counts (default: 0, 1, 3, 10, 30, …, max)")
+    ap.add_argument("--batch", type=int, default=1, help="edits per step (one Procrustes / solve per step)")
+    ap.add_argument("--methods", default="mose,memit,alphaedit")
+    ap.add_argument("--mose-lams", default="1000", help="comma-separated λ for MOSE, one curve each")
+    ap.add_argument("--mose-memory", type=float, default=0.0, help="μ > 0 adds the variant holding past edits")
+    ap.add_argument("--mose-anchor", choices=("previous", "original"), default="previous",
+                    help="original: also run MOSE anchored to W0's outputs (an extra curve)")
+    ap.add_argument("--memit-lam", type=float, default=5000.0)
+    ap.add_argument("--alpha", type=float, default=10.0, help="AlphaEdit's L2")
+    ap.add_argument("--null-fraction", type=float, default=0.7)
+    ap.add_argument("--w-spectrum", default="power:0.5")
+    ap.add_argument("--c0-spectrum", default="power:1.0")
+    ap.add_argument("--c0-trace", type=float, default=100.0, help="E‖k‖² (matters for AlphaEdit's α only)")
+    ap.add_argument("--targets", choices=("shift", "swap"), default="shift")
+    ap.add_argument("--change", type=float, default=1.0, help="shift targets: ‖v − W0 k‖ / ‖W0 k‖")
+    ap.add_argument("--key-scale", type=float, default=1.0, help="edited keys = this × a draw from C0")
+    ap.add_argument("--distractors", type=int, default=100)
+    ap.add_argument("--real", default=None, help="safetensors with W0 (d×m) and C0 (m×m): replaces --dims")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    dims = [int(x) for x in a.dims.split(",")]
+    max_edits = a.max_edits
+    if a.quick:
+        dims, max_edits = [x for x in dims if x <= 1024] or [576], min(max_edits, 500)
+    s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch,
+                 methods=a.methods.split(","), mose_lams=_floats(a.mose_lams), mose_memory=a.mose_memory, mose_anchor=a.mose_anchor,
+                 memit_lam=a.memit_lam, alpha=a.alpha, null_fraction=a.null_fraction, w_spectrum=a.w_spectrum,
+                 c0_spectrum=a.c0_spectrum, c0_trace=a.c0_trace, targets=a.targets, change=a.change, key_scale=a.key_scale,
+                 distractors=a.distractors, real=a.real, seed=a.seed)
+    rows = run(s, a.out)
+    print(f"{len(rows)} rows → {a.out}/results.csv, report.md, report.png")
+
+
+if __name__ == "__main__":
+    main()

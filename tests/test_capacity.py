@@ -1,0 +1,145 @@
+"""experiments/mose/capacity.py: closed-form MOSE / MEMIT / AlphaEdit on a linear memory (issue 20)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.alphaedit import alphaedit_delta, null_space_projector
+from baselines.memit import memit_delta
+from experiments.mose import capacity as cap
+
+F64 = torch.float64
+
+
+def memory(d: int = 32, n: int = 50, seed: int = 0, **kw) -> cap.Memory:
+    g = torch.Generator().manual_seed(seed)
+    W0, c = cap.synthetic_w0_c0(d, round(d * 8 / 3), "power:0.5", "power:1.0", 100.0, g)
+    keys, targets = cap.draw_edits(W0, c, n, kw.get("targets", "shift"), kw.get("change", 1.0), g)
+    return cap.Memory(W0, c, keys, targets)
+
+
+def test_fast_memit_step_equals_the_projects_memit_delta():
+    mem = memory()
+    ed = cap.MemitEditor(mem, lam=50.0)
+    W = mem.W0.clone()
+    for lo in (0, 3, 5):  # batches of 3, 2, 4 edits
+        K, V = mem.keys[lo : lo + 3 + (lo == 5)], mem.targets[lo : lo + 3 + (lo == 5)]
+        W = W + memit_delta(K, V - K @ W.T, torch.diag(mem.c), 50.0)
+        ed.step(K, V)
+        torch.testing.assert_close(ed.W, W, rtol=1e-9, atol=1e-9)
+
+
+def test_fast_alphaedit_step_equals_the_projects_alphaedit_delta():
+    mem = memory()
+    tau = float(torch.quantile(mem.c, 0.7))
+    ed = cap.AlphaEditor(mem, alpha=10.0, tau=tau)
+    P = null_space_projector(torch.diag(mem.c), tau)
+    torch.testing.assert_close(P, torch.diag((mem.c < tau).double()))  # P is the coordinate mask
+    W, Cp = mem.W0.clone(), torch.zeros(mem.m, mem.m, dtype=F64)
+    for lo, hi in ((0, 1), (1, 4), (4, 6), (6, 7)):
+        K, V = mem.keys[lo:hi], mem.targets[lo:hi]
+        W = W + alphaedit_delta(K, V - K @ W.T, P, Cp, 10.0, dtype=F64)
+        Cp = Cp + K.T @ K
+        ed.step(K, V)
+        torch.testing.assert_close(ed.W, W, rtol=1e-8, atol=1e-9)
+
+
+def test_one_edit_is_recalled_by_all_three_at_small_regularisation():
+    mem = memory(n=1)
+    for ed in (cap.MoseEditor(mem, lam=1e-3), cap.MemitEditor(mem, lam=1e-3),
+               cap.AlphaEditor(mem, alpha=1e-3, tau=float(torch.quantile(mem.c, 0.7)))):
+        assert ed.delta_energy() == 0.0  # N = 0: nothing changed
+        ed.step(mem.keys, mem.targets)
+        rec = cap.recall_measures(ed.outputs(mem.keys), mem.old, mem.targets, 10, torch.Generator())
+        assert rec["recall"] == 1.0, type(ed).__name__
+        assert ed.delta_energy() > 0
+
+
+def test_mose_keeps_the_singular_values_and_its_procrustes_step_is_the_papers():
+    mem = memory(n=50)
+    ed = cap.MoseEditor(mem, lam=1.0)
+    for i in range(0, 50, 5):
+        ed.step(mem.keys[i : i + 5], mem.targets[i : i + 5])
+    W = ed.Q @ mem.W0
+    torch.testing.assert_close(torch.linalg.svdvals(W), torch.linalg.svdvals(mem.W0), rtol=1e-10, atol=1e-12)
+    assert ed.extra()["orthogonality"] < 1e-10
+    assert float((W - mem.W0).norm()) > 0.1 * float(mem.W0.norm())  # it did move
+    # the step is argmin_R ‖R A − B‖ (eq. 18) with A = [√λ W K0, W K_E], B = [√λ W K0, V_E], K0 K0ᵀ = C0
+    k, v = mem.keys[:2], mem.targets[:2]
+    Q0 = ed.Q.clone()
+    ed.step(k, v)
+    R = ed.Q @ Q0.T
+    K0 = torch.diag(mem.c.sqrt())  # any K0 with K0 K0ᵀ = C0
+    Wc = Q0 @ mem.W0
+    A = torch.cat([Wc @ K0, Wc @ k.T], dim=1)
+    B = torch.cat([Wc @ K0, v.T], dim=1)
+    best = float((R @ A - B).norm())
+    for seed in range(20):
+        q, _ = torch.linalg.qr(torch.randn(mem.d, mem.d, generator=torch.Generator().manual_seed(seed), dtype=F64))
+        assert best <= float((q @ R @ A - B).norm())
+
+
+def test_mose_memory_variant_holds_earlier_edits_better():
+    mem = memory(n=40, targets="swap")
+    plain, held = cap.MoseEditor(mem, lam=0.5), cap.MoseEditor(mem, lam=0.5, memory_weight=10.0)
+    for i in range(40):
+        plain.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+        held.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+    first = slice(0, 20)
+
+    def delivered(ed):
+        return cap.recall_measures(ed.outputs(mem.keys[first]), mem.old[first], mem.targets[first], 0,
+                                   torch.Generator())["delivered"]
+
+    assert delivered(held) > delivered(plain)
+
+
+def test_run_writes_results_report_and_figure(tmp_path):
+    s = cap.Settings(dims=[24, 32], max_edits=12, grid=[0, 1, 4, 12], batch=2, mose_lams=[1.0, 100.0],
+                     mose_memory=1.0, mose_anchor="original", c0_trace=100.0,
+                     distractors=5)
+    rows = cap.run(s, tmp_path)
+    methods = {r["method"] for r in rows}
+    assert methods == {"mose λ=1", "mose λ=100", "mose+edits λ=1 μ=1", "mose+edits λ=100 μ=1", "mose W0-anchor λ=1", "mose W0-anchor λ=100",
+                       "memit λ=5000",
+                       "alphaedit α=10"}
+    assert len(rows) == 2 * len(methods) * 4
+    for r in rows:
+        if r["edits"] == 0:
+            assert r["preservation_error"] == 0.0
+        else:
+            assert 0.0 <= r["recall"] <= 1.0 and r["preservation_error"] >= 0.0
+    # a stronger anchor moves W less
+    at = {(r["method"], r["d"]): r for r in rows if r["edits"] == 12}
+    assert at[("mose λ=100", 32)]["preservation_error"] < at[("mose λ=1", 32)]["preservation_error"]
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "report.png").stat().st_size > 1000
+    assert "recall" in (tmp_path / "report.md").read_text()
+
+
+def test_real_memory_file_is_rotated_into_c0s_eigenbasis(tmp_path):
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(1)
+    W0 = torch.randn(8, 20, generator=g, dtype=F64)
+    X = torch.randn(100, 20, generator=g, dtype=F64)
+    C0 = X.T @ X / 100
+    save_file({"W0": W0, "C0": C0}, str(tmp_path / "m.safetensors"))
+    W, c = cap.real_w0_c0(tmp_path / "m.safetensors")
+    # same held-out output energy: tr(W0 C0 W0ᵀ) = tr(W diag(c) Wᵀ), and the same singular values
+    assert float(((W * c) @ W.T).trace()) == pytest.approx(float((W0 @ C0 @ W0.T).trace()), rel=1e-10)
+    torch.testing.assert_close(torch.linalg.svdvals(W), torch.linalg.svdvals(W0))
+    rows = cap.run(cap.Settings(max_edits=5, grid=[0, 5], real=str(tmp_path / "m.safetensors"), distractors=2))
+    assert {r["d"] for r in rows} == {8}
+
+
+def test_w0_anchored_mose_pulls_the_drift_back():
+    mem = memory(n=60, targets="swap")
+    prev, orig = cap.MoseEditor(mem, lam=2.0), cap.MoseEditor(mem, lam=2.0, anchor="original")
+    for i in range(60):
+        prev.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+        orig.step(mem.keys[i : i + 1], mem.targets[i : i + 1])
+    assert orig.delta_energy() < prev.delta_energy()
+    torch.testing.assert_close(torch.linalg.svdvals(orig.Q @ mem.W0), torch.linalg.svdvals(mem.W0))
+    with pytest.raises(ValueError, match="anchor"):
+        cap.MoseEditor(mem, lam=1.0, anchor="W0")
