@@ -160,7 +160,7 @@ def test_mapping_realises_reachable_targets_and_matches_the_gemma_norm():
     assert bool(((rms_norm(x, gain, eps) - target).norm(dim=1) < far.norm(dim=1)).all())
 
 
-def test_guard_flags_the_unmapped_gemma3_target_in_steps_and_summary(tmp_path, shared_data, monkeypatch, caplog):
+def test_guard_flags_the_unmapped_gemma3_target_in_steps_and_summary(tmp_path, data_dir, monkeypatch, caplog):
     """The pre-fix behaviour forced back (the residual share handed to the down projection as is)."""
     import editbench.locate.spread as spread_mod
     from editbench.runner import run
@@ -169,7 +169,7 @@ def test_guard_flags_the_unmapped_gemma3_target_in_steps_and_summary(tmp_path, s
 
     monkeypatch.setattr(spread_mod, "prenorm_share", lambda current, share, gain, eps: share)
     cfg = compose_cfg("method=memit", "model=tiny-gemma3", "num_edits=2", "stats.n_tokens=2000",
-                      "logger.wandb.mode=disabled", f"data_dir={shared_data}", "method.layers=[1,2]",
+                      "logger.wandb.mode=disabled", f"data_dir={data_dir}", "method.layers=[1,2]",
                       "method.value.steps=5", "method.value.lr=20", "method.mom2_update_weight=10")
     summary = run(cfg, tmp_path)
     steps = read_jsonl(tmp_path / "steps.jsonl")
@@ -179,12 +179,12 @@ def test_guard_flags_the_unmapped_gemma3_target_in_steps_and_summary(tmp_path, s
     assert caplog.text.count("spread_residual_grew (") == 1  # the console says it once
 
 
-def test_guard_is_quiet_on_a_sane_tiny_run(tmp_path, shared_data):
+def test_guard_is_quiet_on_a_sane_tiny_run(tmp_path, data_dir):
     from editbench.runner import run
     from tests.test_runner import compose_cfg
 
     cfg = compose_cfg("method=memit", "model=tiny-gemma3", "num_edits=2", "stats.n_tokens=2000",
-                      "logger.wandb.mode=disabled", f"data_dir={shared_data}", "method.layers=[1,2]",
+                      "logger.wandb.mode=disabled", f"data_dir={data_dir}", "method.layers=[1,2]",
                       "method.value.steps=5", "method.value.lr=20", "method.mom2_update_weight=10")
     summary = run(cfg, tmp_path)
     assert "spread_residual_grew" not in summary["warnings"] and "update_too_large" not in summary["warnings"]
@@ -231,3 +231,24 @@ def test_real_gemma3_memit_edit_raises_the_target_and_keeps_unrelated_prediction
     assert after > before + 0.5
     assert kept >= 3
     assert max(ratios.values()) < 0.5
+
+
+def test_guard_flags_collapsed_locality_after_scoring(tmp_path, data_dir, caplog):
+    """A run whose edits change most unrelated predictions says so: steps.jsonl, summary.json, console once."""
+    from editbench.runner import run
+    from editbench.sinks import read_jsonl
+    from tests.test_runner import compose_cfg
+
+    # fine-tuning with an absurd step and no norm bound rewrites the layer: every prediction moves
+    cfg = compose_cfg("method=ft", "model=tiny-llama", "num_edits=2", "eval_at=immediate", "logger.wandb.mode=disabled",
+                      f"data_dir={data_dir}", "method.lr=50", "method.norm_constraint=1000", "method.steps=5")
+    summary = run(cfg, tmp_path)
+    steps = read_jsonl(tmp_path / "steps.jsonl")
+    assert any(w["code"] == "locality_collapsed" for s in steps for w in s["warnings"])
+    assert summary["warnings"]["locality_collapsed"] >= 2  # the steps' immediate scores and the final one
+    assert summary["locality"] < 0.5
+    assert caplog.text.count("locality_collapsed (") == 1
+    # and a sane run does not: the same edits with the project's settings
+    sane = run(compose_cfg("method=ft", "model=tiny-llama", "num_edits=2", "eval_at=immediate",
+                           "logger.wandb.mode=disabled", f"data_dir={data_dir}"), tmp_path / "sane")
+    assert sane["locality"] >= 0.5 and "locality_collapsed" not in sane["warnings"]

@@ -185,11 +185,11 @@ def test_rotate_logs_det_and_the_variant_avoids_the_reflection(tiny, rotation, d
         tiny.spec.set_weight(tiny.model, layer, editor.original(layer))
 
 
-def test_det_of_every_rotation_is_in_steps_jsonl(tmp_path, shared_data, isolated_cache):
+def test_det_of_every_rotation_is_in_steps_jsonl(tmp_path, data_dir, isolated_cache):
     from editbench.sinks import read_jsonl
     from tests.test_runner import tiny_run
 
-    tiny_run(tmp_path, shared_data, "method=mose", "num_edits=2", "method.rotation=special_orthogonal")
+    tiny_run(tmp_path, data_dir, "method=mose", "num_edits=2", "method.rotation=special_orthogonal")
     steps = read_jsonl(tmp_path / "steps.jsonl")
     for s in steps:
         assert set(s["det_step"]) == set(s["det_cumulative"]) == {str(x) for x in s["layers"]}

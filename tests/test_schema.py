@@ -161,11 +161,11 @@ def test_suspicious_values_warn_and_name_the_key():
     assert few.startswith("method.value.steps=2 is below 5")
 
 
-def test_a_warning_is_logged_once_and_recorded_in_the_summary(tmp_path, shared_data, isolated_cache, caplog):
+def test_a_warning_is_logged_once_and_recorded_in_the_summary(tmp_path, data_dir, isolated_cache, caplog):
     from editbench.runner import run
 
     cfg = compose([*BASE, "method.selection_steps=1", "num_edits=1", "stats.n_tokens=2000",
-                   "logger.wandb.mode=disabled", f"data_dir={shared_data}"])
+                   "logger.wandb.mode=disabled", f"data_dir={data_dir}"])
     summary = run(cfg, tmp_path)
     assert summary["config_warnings"] == [w for w in schema.validate(cfg)] and len(summary["config_warnings"]) == 1
     assert [r.message for r in caplog.records].count(f"config: {summary['config_warnings'][0]}") == 1

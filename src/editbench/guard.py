@@ -24,6 +24,8 @@ HINTS = {
     "value_loss_high": "the value optimisation (z* / v*) ended far above early_stop: more value steps, a larger "
                        "clamp_norm_factor, or an edited model that no longer responds",
     "value_loss_not_decreasing": "the value optimisation did not lower its loss at all: check the edited site and lr",
+    "locality_collapsed": "most unrelated prompts changed their prediction (locality below guard.min_locality): "
+                          "the edits are damaging the model; check λ, the layers and the update norms in steps.jsonl",
     "update_too_large": "an update's ‖ΔW‖_F / ‖W‖_F is out of proportion: check λ, the residual mapping and the "
                         "value targets",
 }
@@ -35,6 +37,7 @@ class GuardParams:
     residual_growth: float = 1.0  # after-spread ‖z* − z‖ > this × before-spread: spread_residual_grew
     value_loss_factor: float = 10.0  # final value loss > this × early_stop: value_loss_high
     max_update_ratio: float = 0.5  # ‖ΔW‖_F / ‖W‖_F of one step above this: update_too_large
+    min_locality: float = 0.5  # mean locality of a scoring below this: locality_collapsed
 
     @classmethod
     def from_cfg(cls, cfg: Mapping | None) -> GuardParams:
@@ -99,7 +102,20 @@ class Guard:
         self.announced: set[str] = set()
 
     def check(self, step: int, record: Mapping, update_ratios: Mapping[int, float]) -> list[dict]:
-        warnings = step_warnings(record, update_ratios, self.params, self.early_stop)
+        return self._announce(step, step_warnings(record, update_ratios, self.params, self.early_stop))
+
+    def check_scores(self, step: int | str, scored: list[Mapping]) -> list[dict]:
+        """locality_collapsed when the mean locality of the requests just scored is below min_locality."""
+        localities = [float(r["locality"]) for r in scored if r.get("locality") is not None]
+        if not self.params.enabled or not localities:
+            return []
+        mean = sum(localities) / len(localities)
+        if mean >= self.params.min_locality:
+            return []
+        return self._announce(step, [{"code": "locality_collapsed", "locality": mean, "n": len(localities),
+                                      "threshold": self.params.min_locality}])
+
+    def _announce(self, step: int | str, warnings: list[dict]) -> list[dict]:
         for w in warnings:
             if w["code"] not in self.announced:
                 self.announced.add(w["code"])

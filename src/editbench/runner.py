@@ -136,13 +136,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 t_tel = clock()
                 record["matrices"] = telemetry()
                 record["telemetry_seconds"] = clock() - t_tel
+            if protocol == "immediate":  # scored before the step's record is written: the guard reads the scores
+                scored = _score(scorer, batch, step, step, meta, edits_sink)
+                final_records += scored
+                record["warnings"] += guard.check_scores(step, scored)
+            if step in score_at and step != num_steps:
+                scored = _score(scorer, requests[: step * batch_size], step, None, meta, edits_sink)
+                record["warnings"] += guard.check_scores(step, scored)
             steps_sink.write({**meta, **record})
             wandb.log({k: v for k, v in record.items()
                        if k in ("edit_seconds", "phases", "telemetry_seconds", "matrices")}, step=step)
-            if protocol == "immediate":
-                final_records += _score(scorer, batch, step, step, meta, edits_sink)
-            if step in score_at and step != num_steps:
-                _score(scorer, requests[: step * batch_size], step, None, meta, edits_sink)
             if step != num_steps:
                 downstream.maybe(step, num_steps, wandb)
             if checkpoint_every and (step % checkpoint_every == 0 or step == num_steps):
@@ -154,6 +157,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         # The paper's protocol scores every edit on the final model; an immediate run gets that view too
         # (summary's `after_last_edit`), so one run shows what was learnt and what was kept.
         after_last = _score(scorer, requests, num_steps, None, {**meta, "final": True}, edits_sink)
+        final_warnings = guard.check_scores("final", after_last)
         if protocol != "immediate":
             final_records = after_last
     finally:
@@ -162,7 +166,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         downstream.close()
 
     # counted from the whole steps.jsonl, so a resumed run counts the steps before the resume too
-    warnings = count_warnings([r for r in read_jsonl(run_dir / "steps.jsonl") if r.get("step") != "finalize"])
+    warnings = count_warnings([r for r in read_jsonl(run_dir / "steps.jsonl") if r.get("step") != "finalize"]
+                              + [{"warnings": final_warnings}])
     summary = {**meta, "n": len(final_records), **summarize(final_records), "warnings": warnings,
                "downstream": downstream.last,
                "pre": summarize(list(scorer.pre_scores.values())),

@@ -303,6 +303,7 @@ class GuardConfig:
     residual_growth: float = key(gt(0), doc="after-spread residual / before-spread residual that warns")
     value_loss_factor: float = key(gt(0), doc="final value loss / early_stop that warns")
     max_update_ratio: float = key(gt(0), doc="one step's ‖ΔW‖_F / ‖W‖_F that warns")
+    min_locality: float = key(ratio(), default=0.5, doc="mean locality of a scoring below which it warns")
 
 
 @dataclass
