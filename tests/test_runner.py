@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -114,6 +115,10 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, data_dir, isolated
     assert mose_cf["seeds"] == 2 and "reliability std" in flat
     runs = df[(df.method == "mose") & (df.dataset == "CounterFact")]
     assert mose_cf["reliability"] == round(runs.reliability.mean() * 100, 2)
+    # the standard error over the scored requests, sd / √n, from each run's final records in edits.jsonl
+    one = df[(df.method == "ft") & (df.dataset == "CounterFact")].iloc[0]
+    final = pd.DataFrame([e for e in read_jsonl(Path(one.run_dir) / "edits.jsonl") if e.get("final")])
+    assert one["se:reliability"] == pytest.approx(final.reliability.std(ddof=1) / len(final) ** 0.5)
     assert (tmp_path / "flat" / "norms.png").stat().st_size > 1000
     norms = pd.read_csv(tmp_path / "flat" / "norms.csv").set_index("method")
     assert norms.loc["mose", "fro/fro0 max"] == pytest.approx(1.0, abs=1e-6)  # rotations keep the norm

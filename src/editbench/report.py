@@ -71,6 +71,21 @@ def variant_label(label: str, row: dict) -> str:
     return f"{label} ({', '.join(tags)})"
 
 
+def standard_errors(run_dir: Path, protocol: str | None) -> dict:
+    """`se:<metric>` (and `se:after:<metric>`): the standard error over the scored requests, sd / √n,
+    from edits.jsonl: the records the summary's scores came from, and the after-last-edit ones."""
+    records = read_jsonl(run_dir / "edits.jsonl") if (run_dir / "edits.jsonl").is_file() else []
+    final = pd.DataFrame([r for r in records if r.get("final")])
+    headline = pd.DataFrame([r for r in records if not r.get("final")]) if protocol == "immediate" else final
+    out = {}
+    for prefix, frame in (("se:", headline), ("se:after:", final if protocol == "immediate" else pd.DataFrame())):
+        for m in METRICS:
+            if m in frame and frame[m].notna().sum() > 1:
+                values = frame[m].dropna().astype(float)
+                out[f"{prefix}{m}"] = float(values.std(ddof=1) / len(values) ** 0.5)
+    return out
+
+
 def collect(*roots: Path) -> pd.DataFrame:
     """One row per run directory (any folder holding a summary.json) below the roots."""
     rows = []
@@ -86,6 +101,8 @@ def collect(*roots: Path) -> pd.DataFrame:
                 row |= {f"ds:{k}": v for k, v in read_json(posthoc).items() if k != "step"}
             row |= {f"config:{k}": v for k, v in _config(summary.parent).items()}
             row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
+            row |= {f"after:{k}": v for k, v in (record.get("after_last_edit") or {}).items() if k != "n"}
+            row |= standard_errors(summary.parent, record.get("protocol"))
             row["label"] = variant_label(row.get("config:method.label") or row.get("method"), row)
             row["run_dir"] = str(summary.parent)
             rows.append(row)
@@ -94,7 +111,9 @@ def collect(*roots: Path) -> pd.DataFrame:
 
 def table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One row per `by` cell: scores in %, averaged over seeds (with ± std where there are several)."""
-    metrics = [m for m in METRICS if m in df] + [c for c in df if c.startswith("ds:")]
+    metrics = ([m for m in METRICS if m in df] + [f"se:{m}" for m in METRICS if f"se:{m}" in df]
+               + [f"after:{m}" for m in METRICS if f"after:{m}" in df]
+               + [f"se:after:{m}" for m in METRICS if f"se:after:{m}" in df] + [c for c in df if c.startswith("ds:")])
     grouped = df.groupby(by, dropna=False)
     out = grouped[metrics].mean() * 100
     std = grouped[metrics].std() * 100
