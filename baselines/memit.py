@@ -63,9 +63,8 @@ class Memit(Editor):
             delta, info = self.layer_delta(t, W)
             new, applied = self.apply(t.layer, W, delta)
             accepted = self.write_weight(t.layer, new)
-            share = t.residual if t.residual_space is None else t.residual_space
             diag["per_layer"][str(t.layer)] = {
-                "accepted": accepted, "residual_norm": share.norm(dim=1).tolist(),
+                "accepted": accepted, "residual_norm": t.share.norm(dim=1).tolist(),
                 **({} if t.residual_space is None else {"prenorm_share_norm": t.residual.norm(dim=1).tolist()}),
                 "delta_norm": float(torch.linalg.matrix_norm(new - W)), **info, **applied}
         diag.update(spread_record)  # z_residual: ‖z* − z_current‖ before each layer and after the last

@@ -210,8 +210,7 @@ class Mose(Editor):
             for name, values in geometry.items():
                 entry.setdefault(name, []).extend(values)
             diag["det_step"][str(t.layer)], diag["det_cumulative"][str(t.layer)] = self.last_det[t.layer]
-            share = t.residual if t.residual_space is None else t.residual_space
-            diag.setdefault("residual_share", {})[str(t.layer)] = share.norm(dim=1).tolist()
+            diag.setdefault("residual_share", {})[str(t.layer)] = t.share.norm(dim=1).tolist()
             cos = torch.nn.functional.cosine_similarity(t.targets, t.outputs, dim=1)
             diag.setdefault("cos_target_output", {})[str(t.layer)] = cos.tolist()
         # z_residual (from the spread): ‖z* − z‖ at the top layer per request, before each layer and after all

@@ -40,6 +40,11 @@ class LayerTarget:
     residual_space: torch.Tensor | None = None
 
     @property
+    def share(self) -> torch.Tensor:
+        """The residual-space share R_i this layer was handed (before any norm mapping), (n, d)."""
+        return self.residual if self.residual_space is None else self.residual_space
+
+    @property
     def targets(self) -> torch.Tensor:
         """V_i = W_i K_i + R_i, (n, d)."""
         return self.outputs + self.residual
