@@ -434,3 +434,31 @@ def test_hydra_composes_the_dataset_group(data_dir, expect):
         cfg = hydra.compose(overrides=["+dataset=counterfact", "dataset.split=train"])
     assert cfg.dataset.file == "counterfact_easyedit_mend_format/counterfact-train.json"
     assert load_requests(cfg.dataset, data_dir, num_edits=1)[0].case_id == expect["train_first"]
+
+
+def test_conceptedit_published_schema_file(tmp_path):
+    """A file in ConceptEdit's published schema (final_<model>_<setting>.json, the seven fields EasyEdit's
+    run_concept_editing.py reads), at dataset.file relative to the data dir or absolute; the label names it."""
+    cfg = dataset("conceptedit", file="conceptedit/final_gpt2_inter.json")
+    assert cfg.label == "ConceptEdit (final_gpt2_inter.json)"
+    raw = _raw(FIXTURE_DATA, cfg.file)
+    assert {tuple(sorted(r)) for r in raw} == {("instance_prompt", "label", "locality_answer", "locality_prompt",
+                                                "phrase_prompt", "prompt", "target_new_desc")}
+    reqs = load_requests(cfg, FIXTURE_DATA)
+    assert [(r.subject, r.prompt) for r in reqs] == [("kettle", "The definition of {} is"),
+                                                     ("canoe", "The definition of {} is"),
+                                                     ("Saxophone", "The definition of {} is")]
+    for r, x in zip(reqs, raw, strict=True):
+        assert (r.prompt_text, r.target_new, r.rephrase_prompts) == (x["prompt"], x["target_new_desc"],
+                                                                      (x["phrase_prompt"],))
+        assert (r.locality_prompts, r.locality_answers) == ((x["locality_prompt"],), (x["locality_answer"],))
+        assert r.extra["instance_prompts"] == (x["instance_prompt"],) and r.target_true is None
+        assert r.dataset == "conceptedit"
+    absolute = dataset("conceptedit", file=str(FIXTURE_DATA / "conceptedit" / "final_gpt2_inter.json"))
+    assert load_requests(absolute, tmp_path) == reqs  # an absolute dataset.file ignores the data dir
+    # a record missing a published field: one message naming the file, the record and the field
+    broken = [dict(raw[0])]
+    del broken[0]["target_new_desc"]
+    (tmp_path / "final_gpt2_inter.json").write_text(json.dumps(broken))
+    with pytest.raises(DataError, match=r"final_gpt2_inter.json record 0: field 'target_new_desc'"):
+        load_requests(dataset("conceptedit", file="final_gpt2_inter.json"), tmp_path)

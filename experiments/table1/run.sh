@@ -11,7 +11,8 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 RUNS=experiments/table1/runs
 CELLS=experiments/table1/cells.sh RUNS=$RUNS bash experiments/cpu.sh
-$PY -m editbench.report $RUNS --layout paper --out experiments/table1
+$PY -m editbench.report $RUNS --layout paper --out experiments/table1 \
+    --title "Table 1 at cpu scale (the paper: LLaMA3-8B and Qwen2.5-7B, 4,000 edits)"
 # Norm and condition-number trajectories of the finished cells: CounterFact is Fig. 2, ZsRE the
 # matrix columns of the README's ZsRE table.
 for pair in counterfact:experiments/fig2 zsre:experiments/table1/norms-zsre; do

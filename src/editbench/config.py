@@ -19,6 +19,21 @@ schema.register()  # conf/*.yaml name their schemas (base_config, method/base_mo
 OmegaConf.register_new_resolver("editbench.or", lambda value, default: default if value in (None, "") else value,
                                 replace=True)
 
+# The project's offline concept set (../shared/data/editbench_concepts/, ConceptEdit's record schema)
+# must never read as ConceptEdit's own data, and ConceptEdit's files should say which one was read.
+CONCEPT_SUBSTITUTE_DIR = "editbench_concepts/"
+CONCEPT_SUBSTITUTE_LABEL = "concepts (ConceptEdit schema, not the original data)"
+
+
+def concept_label(file: str) -> str:
+    """dataset=conceptedit's label from `dataset.file` (`${editbench.concept_label:${.file}}`)."""
+    if str(file).startswith(CONCEPT_SUBSTITUTE_DIR):
+        return CONCEPT_SUBSTITUTE_LABEL
+    return f"ConceptEdit ({str(file).rsplit('/', 1)[-1]})"
+
+
+OmegaConf.register_new_resolver("editbench.concept_label", concept_label, replace=True)
+
 
 def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictConfig:
     """editbench/conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it.

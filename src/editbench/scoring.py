@@ -5,6 +5,12 @@
 - Locality: the fraction of answer positions whose post-edit argmax equals the pre-edit argmax
   (pre-edit predictions are computed before the first edit), or, for ZsRE's MEMIT convention,
   token accuracy against the gold NQ answer (§10.3).
+- ConceptEdit (§10.4) is scored the same way, as EasyEdit's concept evaluation does
+  (easyeditor/evaluate/concept_evaluate.py: compute_rewrite_or_rephrase_quality on `prompt` and on
+  `phrase_prompt` with the new definition `target_new_desc`; locality = pre/post argmax agreement on
+  `locality_prompt` + `locality_answer`, editors/concept_editor.py). Definitions are scored whole: its
+  test_prediction_acc tokenises with max_length = max(hparams.max_length, longest prompt + target + 1),
+  so nothing is truncated (tests/test_concept_scoring.py).
 - ES / PS / NS (§10.2-A, ROME family): NLL-per-token comparisons of target_new and target_true,
   on the prompt, its paraphrases and its neighbourhood prompts; where the records have them.
 """
