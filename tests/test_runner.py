@@ -197,7 +197,8 @@ def _cells(cells_file) -> list[list[str]]:
     return [line.rstrip("\t").split("\t") for line in out.splitlines()]
 
 
-@pytest.mark.parametrize("cells_file", sorted((REPO / "experiments").glob("*/cells.sh")), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("cells_file", sorted((REPO / "experiments").glob("*/*cells.sh")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_committed_cell_composes_to_the_experiment_it_names(cells_file):
     """The resumable cells (experiments/cpu.sh, gpu.sh) are the multirun sweeps with fixed dirs: each
     cell's overrides must compose, with unique names and the method its name says."""
