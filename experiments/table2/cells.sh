@@ -1,6 +1,6 @@
 # Cells for experiments/cpu.sh and experiments/gpu.sh (CELLS=experiments/table2/cells.sh): Table 2 at
 # cpu scale, the overrides of `python -m editbench --multirun +experiment=table2` (batch size 10,
-# eval_at=final; 8 steps = 80 edits per cell on both data sets: conf/scale/cpu.yaml, sized in
+# eval_at=final; 7 steps = 70 edits per cell on both data sets: conf/scale/cpu.yaml, sized in
 # README.md), one cell per method and data set, named <method>-<dataset>.
 # The paper's column groups: CounterFact and ConceptEdit-Inter (dataset=conceptedit, setting inter).
 #

@@ -8,7 +8,8 @@ in % (the paper's convention); runs that differ only in the seed are averaged (m
 there are several).
 
     python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
-    python -m editbench.report runs/ --layout paper --out experiments/table1   # Table 1 layout (md, tex, csv)
+    python -m editbench.report runs/ --layout paper --out experiments/table1   # Tables 1-2 layout (md, tex, csv)
+    python -m editbench.report runs/ --layout paper --title "Table 2 at cpu scale"  # a caption sentence first
     python -m editbench.report runs/ --plot-norms runs/mose runs/memit         # Fig. 2
     python -m editbench.report runs/ --plot-downstream runs/mose runs/memit    # Fig. 3
 """
