@@ -9,7 +9,7 @@ eq. 14, in the transposed form the code solves):
 with α = `L2`. X lies in the range of P, so ΔW k = 0 for every k in the kept (large-eigenvalue)
 directions of C0. After all layers are updated, the keys are recomputed on the edited model and
 K1 K1ᵀ is added to C_p. Solved in float32 like the reference (`solve_dtype: float64` optional);
-P and C_p are kept on the CPU in float32, P is cached under $EDITBENCH_CACHE/projectors.
+P and C_p are kept in float32 on the edited layer's device, P is cached under $EDITBENCH_CACHE/projectors.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hashlib
 import logging
 
 import torch
-from safetensors.torch import load_file
 
 from baselines.memit import Memit
 from editbench.data.records import EditRequest
@@ -27,7 +26,7 @@ from editbench.locate.reads import group_mean, read_at_subject
 from editbench.locate.spread import LayerTarget
 from editbench.locate.templates import flat
 from editbench.models import cache_root
-from editbench.sinks import save_tensors
+from editbench.sinks import load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,13 @@ class AlphaEdit(Memit):
         self.alpha = float(cfg.get("L2", 10.0))
         self.dtype = getattr(torch, str(cfg.get("solve_dtype", "float32")))
         self.projectors: dict[int, torch.Tensor] = {}
-        self.cache_c = {layer: torch.zeros(ctx.spec.ffn_size, ctx.spec.ffn_size) for layer in self.layers}
+        # C_p (m×m, 822 MB at d_ff 14336) lives with its layer's matrix: kept on the host, as the
+        # reference does, it crossed PCIe twice per layer and step and held host RAM.
+        self.cache_c = {layer: torch.zeros(ctx.spec.ffn_size, ctx.spec.ffn_size, device=self.layer_device(layer))
+                        for layer in self.layers}
+
+    def layer_device(self, layer: int) -> torch.device:
+        return self.ctx.spec.down_proj(self.ctx.model, layer).weight.device
 
     # --- P, cached by the C0 cache key and τ --------------------------------------------------
     def projector_path(self, layer: int):
@@ -72,7 +77,7 @@ class AlphaEdit(Memit):
         if layer not in self.projectors:
             path = self.projector_path(layer)
             if path is not None and path.is_file():
-                P = load_file(path)["P"]
+                P = load_tensors(path, self.layer_device(layer))["P"]
             else:
                 P = null_space_projector(self.ctx.stats(layer), self.threshold).float()
                 if path is not None:
@@ -80,7 +85,7 @@ class AlphaEdit(Memit):
                                                   "stats_key": self.ctx.stats.key(layer)})
             log.info("AlphaEdit layer %d: null space keeps %d of %d directions", layer,
                      round(float(torch.trace(P))), P.shape[0])
-            self.projectors[layer] = P
+            self.projectors[layer] = P.to(self.layer_device(layer))
         return self.projectors[layer]
 
     # --- the update -------------------------------------------------------------------------------
@@ -93,7 +98,7 @@ class AlphaEdit(Memit):
         """C_p += K1 K1ᵀ per layer, keys recomputed on the model after all layers were updated."""
         reads = read_at_subject(self.ctx, requests, flat(self.ctx.templates), [(x, "key") for x in self.layers])
         for layer in self.layers:
-            K = group_mean(reads[(layer, "key")], self.ctx.templates).cpu()
+            K = group_mean(reads[(layer, "key")], self.ctx.templates).to(self.cache_c[layer])
             self.cache_c[layer] += K.T @ K
         return {}
 
@@ -103,4 +108,5 @@ class AlphaEdit(Memit):
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for name, C in state.items():
             if name.startswith("cache_c."):
-                self.cache_c[int(name.split(".")[1])] = C.float().cpu()
+                layer = int(name.split(".")[1])
+                self.cache_c[layer] = C.to(self.layer_device(layer), torch.float32)

@@ -117,7 +117,8 @@ class Session:
         self._templates: dict[str, list[list[str]]] = {}
         self._scorer: Scorer | None = None
         self._tracked: dict[str, EditRequest] = {}
-        self._telemetry = Telemetry(self.lm.spec, self.lm.model, self.originals)
+        self._telemetry = Telemetry(self.lm.spec, self.lm.model, self.originals,
+                                    spectra=self.cfg.get("telemetry_spectra", "exact") == "exact")
         self._edited = False
 
     @property

@@ -99,8 +99,8 @@ def build_method(cfg: DictConfig, lm: LoadedModel, stats: SecondMoments, groups:
     if originals is not None:
         ctx.originals = originals
     editor = build_editor(cfg.method.name, ctx, cfg.method)
-    if editor.stat_layers():
-        stats.get(editor.stat_layers())
+    if editor.stat_layers():  # computed together in one pass, read by the editor when it needs each
+        stats.prepare(editor.stat_layers())
     return editor
 
 

@@ -519,7 +519,12 @@ def _load_random(cfg: Mapping) -> tuple[Any, Any, str]:
 
     path, name = cfg.get("path"), cfg["name"]
     if not path or not (Path(str(path)).expanduser() / "config.json").is_file():
-        raise ConfigError(f"model {name!r}: source random needs model.path, a dir with config.json and a tokenizer")
+        from editbench.shapes import load_shape, shape_names
+
+        if name in shape_names():  # a paper model's published shape (editbench/shapes/), e.g. model=llama3-8b
+            return load_shape(name, cfg, _dtype(cfg), _device(cfg))
+        raise ConfigError(f"model {name!r}: source random needs model.path, a dir with config.json and a tokenizer, "
+                          f"or a model whose shape is shipped ({', '.join(shape_names())})")
     path = str(Path(str(path)).expanduser().resolve())
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     config = AutoConfig.from_pretrained(path, local_files_only=True)

@@ -105,7 +105,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     downstream = Downstream(cfg.get("downstream"), lm, data_dir, int(cfg.seed), run_dir, meta)
     wandb = WandbSink(cfg.logger.wandb, run_dir, OmegaConf.to_container(cfg, resolve=True),
                       name=f"{cfg.method.name}-{lm.name}-{cfg.dataset.name}-s{cfg.seed}")
-    telemetry = Telemetry(lm.spec, lm.model, ctx.originals)
+    telemetry = Telemetry(lm.spec, lm.model, ctx.originals, spectra=cfg.get("telemetry_spectra", "exact") == "exact")
     guard = Guard(cfg.get("guard"), cfg.method)
     every = max(int(cfg.telemetry_every), 1)
     checkpoint_every = int(cfg.get("checkpoint_every") or 0)

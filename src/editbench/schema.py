@@ -247,6 +247,7 @@ class ModelConfig:
     tiny: dict[str, Any] | None = key()
     n_layers: int | None = key(optional(ge(1)), default=None, doc="decoder blocks, for checks before loading",
                                   descriptive=True)
+    tokenizer: str | None = key(default=None, doc="source random with a shipped shape: a tokenizer dir (null: tiny)")
 
 
 @dataclass
@@ -281,6 +282,10 @@ class StatsConfig:
     max_len: int = key(ge(1))
     batch_size: int = key(ge(1))
     dtype: str = key(one_of("float32", "float64", "bfloat16", "float16"))
+    corpus_config: str | None = key(default=None, doc="a datasets corpus's config, e.g. 20220301.en")
+    split: str = key(default="train", doc="a datasets corpus's split")
+    text_field: str = key(default="text", doc="a datasets corpus's text column")
+    n_samples: int | None = key(optional(ge(1)), default=None, doc="a datasets corpus's rows read (the references: 100000)")
 
 
 @dataclass
@@ -325,6 +330,8 @@ class Config:
     batch_size: int = key(ge(1))
     eval_at: Any = key(eval_protocol())
     telemetry_every: int = key(ge(0))
+    telemetry_spectra: str = key(one_of("exact", "off"), default="exact",
+                                 doc="exact: a float64 SVD of every edited matrix per telemetry step; off: norms only")
     debug: bool = key()
     checkpoint_every: int = key(ge(0))
     resume: str | None = key()

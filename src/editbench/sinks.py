@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
+
 
 def _clean(x: Any) -> Any:
     """JSON-safe: non-finite floats become strings ("inf", "nan") instead of invalid JSON."""
@@ -111,6 +113,17 @@ def save_tensors(tensors: dict, path: Path, metadata: dict) -> None:
 
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+
+
+def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A safetensors file's tensors on `device`: read straight onto a CPU or CUDA device (no host copy
+    of a GPU's C0 or projector), through the host for others (e.g. meta in tests)."""
+    from safetensors.torch import load_file
+
+    device = torch.device(device)
+    if device.type in ("cpu", "cuda"):
+        return load_file(path, device=str(device))
+    return {k: v.to(device) for k, v in load_file(path).items()}
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -44,11 +44,23 @@ def matrix_stats(W: torch.Tensor, W0: torch.Tensor | None = None, sv0: torch.Ten
     return stats
 
 
-class Telemetry:
-    """Per-step statistics of the matrices an editor has touched, W0's spectrum cached."""
+def norm_stats(W: torch.Tensor, W0: torch.Tensor) -> dict:
+    """The O(d·m) part of matrix_stats: Frobenius norms of W, W0 and W − W0 (no SVD)."""
+    W, W0 = W.detach().to(torch.float64), W0.detach().to(torch.float64)
+    return {"fro": float(torch.linalg.matrix_norm(W)), "delta_fro": float(torch.linalg.matrix_norm(W - W0)),
+            "fro0": float(torch.linalg.matrix_norm(W0))}
 
-    def __init__(self, spec, model, originals: dict[int, torch.Tensor]) -> None:
-        self.spec, self.model, self.originals = spec, model, originals
+
+class Telemetry:
+    """Per-step statistics of the matrices an editor has touched, W0's spectrum cached.
+
+    `spectra=False` (config telemetry_spectra=off) keeps only the norms: the float64 SVD of a
+    4096×14336 matrix costs about 4·d²·m ≈ 10¹² FLOPs per edited layer and step, seconds on a GPU
+    and minutes on a CPU, more than the edit itself at paper scale (experiments/paper-scale/).
+    """
+
+    def __init__(self, spec, model, originals: dict[int, torch.Tensor], spectra: bool = True) -> None:
+        self.spec, self.model, self.originals, self.spectra = spec, model, originals, spectra
         self._sv0: dict[int, torch.Tensor] = {}
         self._last: dict[int, tuple[torch.Tensor, dict]] = {}  # the matrix last measured, its stats
 
@@ -57,6 +69,9 @@ class Telemetry:
         out = {}
         for layer in layers:
             W0 = self.originals[layer]
+            if not self.spectra:
+                out[str(layer)] = norm_stats(self.spec.get_weight(self.model, layer), W0)
+                continue
             if layer not in self._sv0:
                 self._sv0[layer] = singular_values(W0)
             W = self.spec.get_weight(self.model, layer)
