@@ -34,27 +34,30 @@ selection|all)
   ;;
 capacity-real)
   # Issue 20, capacity on linear memories calibrated on SmolLM2 (README: "Capacity on linear memories").
-  # One thread, one process at a time (the machine was shared). MOSE_STEPS: the running Table 1 MOSE cell.
+  # One thread, one process at a time (the machine was shared). MOSE_STEPS: the running Table 1 MOSE cell
+  # (its changes are snapshotted into real-keys/changes.csv, which every later run reads).
+  # Sizes are what a heavily shared 2-core machine allowed on 2026-11-29 (README says what ran).
   export OMP_NUM_THREADS=1
   CAP=$OUT/capacity-real
   MEM=$RUNS/smollm2-layer4.safetensors
   STEPS=${MOSE_STEPS:-../runs-wt/experiments/table1/runs/mose-counterfact/steps.jsonl}
-  PYTHONPATH=src:. $PY $OUT/export_memory.py --layer 4 --n-keys 1000 --out $MEM
+  PYTHONPATH=src:. $PY $OUT/export_memory.py --layer 4 --n-keys ${N_KEYS:-20} --out $MEM
   cap="PYTHONPATH=src:. $PY $OUT/capacity.py --targets measured --memit-lam 5000@1536 --alpha 10 --null-threshold 0.02"
-  # the snapshot of the requested changes, then everything reads it
-  eval $cap --real $MEM --keys real --snapshot-changes $STEPS --max-edits 500 --grid 0,1,3,10,30,100,200,300,500 \
+  eval $cap --real $MEM --keys real --snapshot-changes $STEPS --max-edits 20 --grid 0,1,3,10,20 \
       --mose-lams 1000,15000@4096 --out $CAP/real-keys
-  eval $cap --real $MEM --keys gaussian --key-scale auto --changes $CAP/real-keys/changes.csv --max-edits 500 \
-      --grid 0,1,3,10,30,100,200,300,500 --mose-lams 1000 --out $CAP/real-gaussian
-  for b in 10 60; do  # batch-sequential MOSE as a stand-in for single edits at large d (b/d up to 0.1)
-    eval $cap --real $MEM --keys gaussian --key-scale auto --changes $CAP/real-keys/changes.csv --max-edits 500 \
-        --grid 0,60,120,300,480 --mose-lams 1000 --methods mose --batch $b --out $CAP/real-gaussian-batch$b
-  done
-  # width: synthetic memories with layer 4's σ(W0) / eig(C0) shapes, m = 8/3·d, the real keys' output scale
-  for db in 576:10 1024:20 2048:100 4096:400; do
+  eval $cap --real $MEM --keys gaussian --key-scale auto --changes $CAP/real-keys/changes.csv --max-edits 300 \
+      --grid 0,1,3,10,30,100,200,300 --mose-lams 1000,15000@4096 --out $CAP/real-gaussian
+  # batch-sequential MOSE (30 edits per solve, b/d ≈ 0.05) against the single edits above
+  eval $cap --real $MEM --keys gaussian --key-scale auto --changes $CAP/real-keys/changes.csv --max-edits 300 \
+      --grid 0,30,100,300 --mose-lams 1000 --methods mose --batch 30 --out $CAP/real-gaussian-batch30
+  # width: synthetic memories with layer 4's σ(W0) / eig(C0) shapes, m = 8/3·d, the real keys' output scale;
+  # batch-sequential steps (b edits per solve) so that large d fits the CPU budget
+  for db in 576:10 1024:20 2048:100; do
     eval $cap --shape $MEM --key-scale auto --changes $CAP/real-keys/changes.csv --dims ${db%:*} --batch ${db#*:} \
-        --max-edits 4000 --grid 0,10,100,400,1000,2000,4000 --mose-lams 1000@576,15000@4096 --out $CAP/width-${db%:*}
+        --max-edits 2000 --grid 0,10,100,300,1000,2000 --mose-lams 1000@576,15000@4096 --out $CAP/width-${db%:*}
   done
+  eval $cap --shape $MEM --key-scale auto --changes $CAP/real-keys/changes.csv --dims 4096 --batch 1000 \
+      --max-edits 4000 --grid 0,1000,2000,4000 --mose-lams 15000@4096 --methods mose,memit --out $CAP/width-4096
   ;;
 lambda100)
   # Diagnosis of the 100-edit collapse (README, norms section): the same 100 edits at λ = 100,
