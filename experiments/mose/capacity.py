@@ -40,6 +40,11 @@ W0 k' for an unrelated key k' (same norm statistics: a change a rotation can del
   PYTHONPATH=src:. python experiments/mose/capacity.py --out experiments/mose/capacity-full \\
       --dims 576,1024,2048,4096 --max-edits 4000 --batch 1                     # full (hours on one core at d = 4096)
   ... --real smollm2-layer8.safetensors   # tensors "W0" (d×m) and "C0" (m×m, mean second moment): real W0 / C0
+Calibrated on the real model (issue 20; experiments/mose/run.sh capacity-real, README): export_memory.py
+writes the --real file (+ real keys "K", used by --keys real); --targets measured --changes takes the
+along / across split of a MOSE run's edit_geometry; --shape FILE gives synthetic memories the real
+σ(W0) / eig(C0) shapes at any d; --key-scale auto matches the real keys' ‖W0 k‖²/E‖W0 k‖²; kept@θ reads
+an edit as kept when its share, stacked over the LM's spread layers (`stacked_share`), reaches θ.
 """
 
 from __future__ import annotations
