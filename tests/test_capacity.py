@@ -143,3 +143,116 @@ def test_w0_anchored_mose_pulls_the_drift_back():
     torch.testing.assert_close(torch.linalg.svdvals(orig.Q @ mem.W0), torch.linalg.svdvals(mem.W0))
     with pytest.raises(ValueError, match="anchor"):
         cap.MoseEditor(mem, lam=1.0, anchor="W0")
+
+
+# --- the calibrated inputs: measured changes, real keys, shaped memories (issue 20, capacity-real) ----------
+
+
+def test_measured_targets_carry_the_along_and_across_ratios():
+    mem = memory(n=1)
+    changes = torch.tensor([[-0.2, 1.5], [0.05, 3.0]], dtype=F64)
+    keys, targets = cap.draw_edits(mem.W0, mem.c, 40, "measured", 1.0, torch.Generator().manual_seed(3),
+                                   changes=changes)
+    old = keys @ mem.W0.T
+    w = old.norm(dim=1, keepdim=True)
+    delta = (targets - old) / w
+    along = (delta * old / w).sum(dim=1)
+    across = (delta - along[:, None] * old / w).norm(dim=1)
+    got = torch.stack([along, across], dim=1)
+    # every edit's (along, across) is one of the measured rows, and both rows are used
+    match = (got[:, None] - changes[None]).abs().amax(dim=2) < 1e-9
+    assert bool(match.any(dim=1).all()) and bool(match.any(dim=0).all())
+    with pytest.raises(ValueError, match="--changes"):
+        cap.draw_edits(mem.W0, mem.c, 2, "measured", 1.0, torch.Generator())
+
+
+def test_changes_snapshot_round_trips_a_mose_steps_file(tmp_path):
+    import json
+
+    geo = {"case_ids": ["7", "8"], "output_norm": [2.0, 4.0], "change_norm": [3.0, 5.0],
+           "change_along_output": [-1.0, 0.0], "change_across_output": [2.8284271247461903, 5.0],
+           "realised_along_change": [1.5, 1.0]}
+    steps = tmp_path / "steps.jsonl"
+    steps.write_text(json.dumps({"step": 1, "edit_geometry": {"3": geo}}) + "\n" + json.dumps({"step": 2}) + "\n")
+    csv_path = cap.write_changes(steps, tmp_path / "changes.csv")
+    want = torch.tensor([[-0.5, 2.8284271247461903 / 2], [0.0, 1.25]], dtype=F64)
+    torch.testing.assert_close(cap.measured_changes(steps), want)
+    torch.testing.assert_close(cap.measured_changes(csv_path), want)
+    assert cap.change_records(steps)[0]["realised_share"] == 0.5
+    (tmp_path / "empty.jsonl").write_text(json.dumps({"step": 1}) + "\n")
+    with pytest.raises(ValueError, match="edit_geometry"):
+        cap.write_changes(tmp_path / "empty.jsonl", tmp_path / "x.csv")
+
+
+def test_stacked_share_is_the_spreads_remainder():
+    f = torch.tensor([0.0, 0.4, 1.0, 1.7, -0.3], dtype=F64)
+    torch.testing.assert_close(cap.stacked_share(f, 1), torch.tensor([0.0, 0.4, 1.0, 1.0, 0.0], dtype=F64))
+    three = cap.stacked_share(f, 3)
+    assert float(three[1]) == pytest.approx(1 - 0.6 * 0.8 * (1 - 0.4 / 3))
+    assert float(three[2]) == 1.0 and bool((cap.stacked_share(f, 5) >= three).all())
+
+
+def test_lambda_specs_scale_with_width():
+    assert cap.scaled("1000@576", 1152) == 2000.0
+    assert cap.scaled(15000.0, 4096) == 15000.0
+    assert cap.label("1000@576") == "1000@576" and cap.label(5000.0) == "5000"
+
+
+def test_real_keys_and_the_shaped_memory(tmp_path):
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(2)
+    W0 = torch.randn(8, 20, generator=g, dtype=F64) * torch.linspace(3, 0.1, 20, dtype=F64)
+    X = torch.randn(200, 20, generator=g, dtype=F64) * torch.linspace(2, 0.2, 20, dtype=F64)
+    C0 = X.T @ X / 200
+    K = 3 * torch.randn(6, 20, generator=g, dtype=F64) @ torch.linalg.cholesky(C0).T
+    save_file({"W0": W0, "C0": C0, "K": K}, str(tmp_path / "m.safetensors"))
+    W, c, Kr = cap.load_real(tmp_path / "m.safetensors")
+    torch.testing.assert_close(Kr @ W.T, K @ W0.T)  # rotating keys and W0 together changes no output
+    keys, _ = cap.draw_edits(W, c, 4, "shift", 1.0, g, keys=Kr)
+    torch.testing.assert_close(keys, Kr[:4])
+    with pytest.raises(ValueError, match="--n-keys"):
+        cap.draw_edits(W, c, 7, "shift", 1.0, g, keys=Kr)
+    # keys drawn 3× larger than C0's tokens: their output energy is ≈ 9× the average (6 keys: loose)
+    assert 2.0 < cap.real_key_scale(tmp_path / "m.safetensors") < 5.0
+    stats = cap.key_statistics(W, c, torch.randn(4000, 20, generator=g, dtype=F64) * c.sqrt())
+    assert stats["whitened"] == pytest.approx(1.0, abs=0.05) and stats["output2"] == pytest.approx(1.0, abs=0.1)
+    # the shaped memory at the reference's own size has its spectra; at twice the size, the same shape
+    Ws, cs = cap.shaped_w0_c0(8, 20, tmp_path / "m.safetensors", g)
+    torch.testing.assert_close(torch.linalg.svdvals(Ws), torch.linalg.svdvals(W0))
+    torch.testing.assert_close(cs, c.flip(0))
+    W2, c2 = cap.shaped_w0_c0(16, 40, tmp_path / "m.safetensors", g)
+    assert float(c2.mean()) == pytest.approx(float(c.mean()))
+    s2 = torch.linalg.svdvals(W2)
+    assert float(s2[0]) == pytest.approx(float(torch.linalg.svdvals(W0)[0]))
+    rows = cap.run(cap.Settings(dims=[16], max_edits=4, grid=[0, 4], shape=str(tmp_path / "m.safetensors"),
+                                key_scale="auto", mose_lams=["1@8"], memit_lam="50@20", null_threshold=0.05,
+                                distractors=2))
+    assert {r["method"] for r in rows} == {"mose λ=1@8", "memit λ=50@20", "alphaedit α=10"}
+    assert all(r["key_scale"] > 1.0 for r in rows)
+    real = cap.run(cap.Settings(max_edits=5, grid=[0, 5], real=str(tmp_path / "m.safetensors"), keys="real",
+                                key_scale="auto", distractors=2, methods=["memit"]))
+    assert real[-1]["key_scale"] == 1.0 and 0.0 <= real[-1]["kept@0.5"] <= 1.0
+
+
+@pytest.mark.smollm2
+def test_exported_memory_is_the_models_down_projection_and_its_inputs(tmp_path, run_data):
+    from safetensors.torch import load_file
+
+    from experiments.mose.export_memory import export
+
+    meta = export(2, 3, tmp_path / "mem.safetensors", allow_compute=True,
+                  overrides=("stats.n_tokens=300", f"data_dir={run_data}"))
+    t = load_file(str(tmp_path / "mem.safetensors"))
+    assert (meta["d"], meta["m"]) == (576, 1536) and t["W0"].shape == (576, 1536) and t["K"].shape == (3, 1536)
+    C0 = t["C0"]
+    torch.testing.assert_close(C0, C0.T)
+    assert float(torch.linalg.eigvalsh(C0).min()) > -1e-6 * float(C0.diagonal().max())
+    # orientation: the module applied to the keys is W0 k (out × in, as capacity.py expects)
+    from editbench.models import load_model
+    from tests.conftest import SMOLLM2_CFG
+
+    lm = load_model(SMOLLM2_CFG)
+    with torch.no_grad():
+        out = lm.spec.down_proj(lm.model, 2)(t["K"].float())
+    torch.testing.assert_close(out.double(), t["K"] @ t["W0"].T, rtol=1e-4, atol=1e-4)

@@ -40,6 +40,11 @@ W0 k' for an unrelated key k' (same norm statistics: a change a rotation can del
   PYTHONPATH=src:. python experiments/mose/capacity.py --out experiments/mose/capacity-full \\
       --dims 576,1024,2048,4096 --max-edits 4000 --batch 1                     # full (hours on one core at d = 4096)
   ... --real smollm2-layer8.safetensors   # tensors "W0" (d×m) and "C0" (m×m, mean second moment): real W0 / C0
+Calibrated on the real model (issue 20; experiments/mose/run.sh capacity-real, README): export_memory.py
+writes the --real file (+ real keys "K", used by --keys real); --targets measured --changes takes the
+along / across split of a MOSE run's edit_geometry; --shape FILE gives synthetic memories the real
+σ(W0) / eig(C0) shapes at any d; --key-scale auto matches the real keys' ‖W0 k‖²/E‖W0 k‖²; kept@θ reads
+an edit as kept when its share, stacked over the LM's spread layers (`stacked_share`), reaches θ.
 """
 
 from __future__ import annotations
@@ -115,31 +120,129 @@ def synthetic_w0_c0(d: int, m: int, w_spectrum: str, c0_spectrum: str, c0_trace:
     return (U * sigma) @ V.T, c * (c0_trace / c.sum())
 
 
-def real_w0_c0(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """W0 and C0 from a safetensors file, W0 rotated into C0's eigenbasis (C0 = Q diag(c) Qᵀ → W0 Q)."""
+def load_real(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """W0, C0's eigenvalues and (if stored) real keys K from a safetensors file (export_memory.py),
+    W0 and K rotated into C0's eigenbasis (C0 = Q diag(c) Qᵀ → W0 Q, K Q): no output W k changes."""
     from safetensors.torch import load_file
 
     t = load_file(str(path))
     W0, C0 = t["W0"].to(F64), t["C0"].to(F64)
+    if W0.shape[1] != C0.shape[0]:
+        raise ValueError(f"{path}: W0 {tuple(W0.shape)} must be (d, m) with C0 (m, m) = {tuple(C0.shape)}")
     c, Q = torch.linalg.eigh((C0 + C0.T) / 2)
-    return W0 @ Q, c.clamp_min(0.0)
+    K = t["K"].to(F64) @ Q if "K" in t else None
+    return W0 @ Q, c.clamp_min(0.0), K
+
+
+def real_w0_c0(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """W0 and C0 from a safetensors file, W0 rotated into C0's eigenbasis (C0 = Q diag(c) Qᵀ → W0 Q)."""
+    W0, c, _ = load_real(path)
+    return W0, c
+
+
+def resample(values: torch.Tensor, n: int) -> torch.Tensor:
+    """A sorted profile (largest first) carried to n points by linear interpolation in relative rank i/n."""
+    src = torch.linspace(0.0, 1.0, len(values), dtype=F64)
+    dst = torch.linspace(0.0, 1.0, n, dtype=F64)
+    j = torch.searchsorted(src, dst).clamp(1, len(values) - 1)
+    w = (dst - src[j - 1]) / (src[j] - src[j - 1])
+    return values[j - 1] * (1 - w) + values[j] * w
+
+
+def shaped_w0_c0(d: int, m: int, reference: Path, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A synthetic memory with the reference's singular-value shape of W0 and eigenvalue shape of C0.
+
+    σ(W0) and eig(C0) are the reference's profiles resampled to d and m values (relative rank), C0
+    scaled so that the mean eigenvalue (the per-coordinate key energy, tr C0 / m) is the reference's:
+    a real FFN's key coordinates keep their scale as m grows. W0's overall scale changes no measure.
+    """
+    W_ref, c_ref, _ = load_real(reference)
+    sigma = resample(torch.linalg.svdvals(W_ref), d)
+    c = resample(c_ref.flip(0), m)
+    c = c * (c_ref.mean() / c.mean())
+    U, V = orthonormal_columns(d, d, g), orthonormal_columns(m, d, g)
+    return (U * sigma) @ V.T, c
+
+
+def change_records(steps: Path) -> list[dict]:
+    """One record per (edit, layer) of a MOSE run's steps.jsonl `edit_geometry`, ratios to ‖W k‖."""
+    out = []
+    for line in steps.read_text().splitlines():
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        for layer, geo in record.get("edit_geometry", {}).items():
+            for i, case in enumerate(geo["case_ids"]):
+                w, change = geo["output_norm"][i], geo["change_norm"][i]
+                out.append({"step": record["step"], "case_id": case, "layer": int(layer), "output_norm": w,
+                            "change_norm": change, "along_ratio": geo["change_along_output"][i] / w,
+                            "across_ratio": geo["change_across_output"][i] / w,
+                            "realised_share": geo["realised_along_change"][i] / change})
+    return out
+
+
+def write_changes(steps: Path, out: Path) -> Path:
+    """Snapshot a (possibly still running) MOSE run's requested changes as CSV (the file `--changes` reads)."""
+    records = change_records(steps)
+    if not records:
+        raise ValueError(f"{steps} has no edit_geometry records: give a MOSE run's steps.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    return out
+
+
+def measured_changes(path: Path) -> torch.Tensor:
+    """(n, 2) requested changes as (along, across) / ‖W k‖, one row per (edit, layer).
+
+    From a MOSE run's steps.jsonl (`edit_geometry`: change_along_output, change_across_output,
+    output_norm) or a CSV with columns along_ratio, across_ratio (the snapshot `write_changes` writes).
+    """
+    if path.suffix == ".csv":
+        with path.open() as f:
+            rows = [(float(r["along_ratio"]), float(r["across_ratio"])) for r in csv.DictReader(f)]
+    else:
+        rows = [(r["along_ratio"], r["across_ratio"]) for r in change_records(path)]
+    if not rows:
+        raise ValueError(f"{path} has no requested changes: give a MOSE steps.jsonl with edit_geometry records "
+                         "or a CSV with along_ratio, across_ratio")
+    return torch.tensor(rows, dtype=F64)
 
 
 def draw_edits(W0: torch.Tensor, c: torch.Tensor, n: int, targets: str, change: float,
-               g: torch.Generator, key_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """n keys k = key_scale·N(0, diag(c)) and their targets (see the module docstring).
+               g: torch.Generator, key_scale: float = 1.0, changes: torch.Tensor | None = None,
+               keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n keys k = key_scale·N(0, diag(c)) (or the first n of `keys`) and their targets (module docstring).
 
     key_scale > 1 makes the edited keys larger than the held-out ones (a subject's last token often
     has a larger key than the average token): every method's regulariser then weighs less.
+    targets = "measured": v = W0 k + ‖W0 k‖·(a ŵ + b u), (a, b) a row of `changes` drawn with
+    replacement, ŵ = W0 k/‖W0 k‖, u a random unit vector ⟂ ŵ (the real along / across split).
     """
-    keys = key_scale * torch.randn(n, c.shape[0], generator=g, dtype=F64) * c.sqrt()
+    if keys is not None:
+        if len(keys) < n:
+            raise ValueError(f"{n} edits asked but the memory file holds {len(keys)} real keys: lower --max-edits "
+                             "or export more with export_memory.py --n-keys")
+        keys = key_scale * keys[:n]
+    else:
+        keys = key_scale * torch.randn(n, c.shape[0], generator=g, dtype=F64) * c.sqrt()
     old = keys @ W0.T
     if targets == "swap":
         other = torch.randn(n, c.shape[0], generator=g, dtype=F64) * c.sqrt()
         return keys, other @ W0.T
-    if targets != "shift":
-        raise ValueError(f"unknown targets {targets!r}: use shift or swap")
     direction = torch.randn(n, W0.shape[0], generator=g, dtype=F64)
+    if targets == "measured":
+        if changes is None:
+            raise ValueError("targets=measured needs --changes (a MOSE steps.jsonl or its CSV snapshot)")
+        ab = changes[torch.randint(0, len(changes), (n,), generator=g)]
+        w_hat = old / old.norm(dim=1, keepdim=True)
+        across = direction - (direction * w_hat).sum(dim=1, keepdim=True) * w_hat
+        across = across / across.norm(dim=1, keepdim=True)
+        return keys, old + old.norm(dim=1, keepdim=True) * (ab[:, :1] * w_hat + ab[:, 1:] * across)
+    if targets != "shift":
+        raise ValueError(f"unknown targets {targets!r}: use shift, swap or measured")
     direction = direction / direction.norm(dim=1, keepdim=True)
     return keys, old + change * old.norm(dim=1, keepdim=True) * direction
 
@@ -245,12 +348,32 @@ class AlphaEditor:
 # --- measures -----------------------------------------------------------------------------------------------
 
 
+KEPT_THRESHOLDS = (0.3, 0.5, 0.7)
+
+
+def stacked_share(share: torch.Tensor, layers: int) -> torch.Tensor:
+    """The share of z* − z an edit spread over `layers` layers delivers if each layer delivers `share` of its request.
+
+    The spread (D2) asks layer j (of L, counted from the bottom) for 1/(L − j + 1) of what is left, so
+    what is left after all L is Π_{i=1..L} (1 − f/i) (a linear-readout model of the LM's stack).
+    """
+    f = share.clamp(0.0, 1.0)
+    left = torch.ones_like(f)
+    for i in range(1, layers + 1):
+        left = left * (1 - f / i)
+    return 1 - left
+
+
 def recall_measures(out: torch.Tensor, old: torch.Tensor, targets: torch.Tensor, distractors: int,
-                    g: torch.Generator) -> dict[str, float]:
-    """recall (cosine), recall_l2 and delivered for the edits so far (rows of out / old / targets)."""
+                    g: torch.Generator, layers: int = 1) -> dict[str, float]:
+    """recall (cosine), recall_l2, delivered and kept@θ for the edits so far (rows of out / old / targets).
+
+    kept@θ: the fraction of edits whose delivered share, stacked over `layers` layers, is ≥ θ.
+    """
     t = out.shape[0]
     if t == 0:
-        return {"recall": math.nan, "recall_l2": math.nan, "delivered": math.nan}
+        return {"recall": math.nan, "recall_l2": math.nan, "delivered": math.nan,
+                **{f"kept@{th:g}": math.nan for th in KEPT_THRESHOLDS}}
     n_other = min(distractors, t - 1)
     if n_other:  # other edits' targets: j ≠ i, drawn per edit
         idx = torch.randint(0, t - 1, (t, n_other), generator=g)
@@ -262,9 +385,11 @@ def recall_measures(out: torch.Tensor, old: torch.Tensor, targets: torch.Tensor,
     dist = (out[:, None] - cands).norm(dim=2)
     change = targets - old
     delivered = ((out - old) * change).sum(dim=1) / (change * change).sum(dim=1)
+    stacked = stacked_share(delivered, layers)
     return {"recall": float((cos.argmax(dim=1) == 0).double().mean()),
             "recall_l2": float((dist.argmin(dim=1) == 0).double().mean()),
-            "delivered": float(delivered.mean())}
+            "delivered": float(delivered.mean()),
+            **{f"kept@{th:g}": float((stacked >= th).double().mean()) for th in KEPT_THRESHOLDS}}
 
 
 # --- the experiment ----------------------------------------------------------------------------------------
@@ -278,21 +403,70 @@ class Settings:
     grid: list[int] = field(default_factory=list)  # default: a coarse log grid up to max_edits
     batch: int = 1
     methods: list[str] = field(default_factory=lambda: ["mose", "memit", "alphaedit"])
-    mose_lams: list[float] = field(default_factory=lambda: [1000.0])
+    mose_lams: list[float | str] = field(default_factory=lambda: [1000.0])  # "X@D": λ = X·d/D (λ/d kept)
     mose_memory: float = 0.0
     mose_anchor: str = "previous"  # "original" adds the W0-anchored variant as an extra curve
-    memit_lam: float = 5000.0
+    memit_lam: float | str = 5000.0  # "X@M": λ = X·m/M (MEMIT's q ≈ m/λ kept)
     alpha: float = 10.0
     null_fraction: float = 0.7  # AlphaEdit's τ: the quantile of C0's eigenvalues (LLaMA3-8B at τ = 0.02: ≈ 70 %)
+    null_threshold: float | None = None  # absolute τ on the mean C0 (the configs' 0.02); replaces null_fraction
+    layers: dict[str, int] = field(default_factory=lambda: {"mose": 3, "memit": 5, "alphaedit": 5})  # for kept@θ
     w_spectrum: str = "power:0.5"
     c0_spectrum: str = "power:1.0"
     c0_trace: float = 100.0
     targets: str = "shift"
     change: float = 1.0
-    key_scale: float = 1.0
+    key_scale: float | str = 1.0  # "auto": √(mean ‖W0 k*‖² / E‖W0 k‖²) of the real keys in --real / --shape
+    keys: str = "gaussian"  # "real": the --real file's keys K (export_memory.py) instead of draws from C0
     distractors: int = 100
+    changes: str | None = None  # targets=measured: a MOSE steps.jsonl or its CSV snapshot
+    shape: str | None = None  # a --real-style file: synthetic memories take its σ(W0) and eig(C0) shapes
     real: str | None = None
     seed: int = 0
+
+
+def key_statistics(W0: torch.Tensor, c: torch.Tensor, keys: torch.Tensor) -> dict[str, float]:
+    """How a set of keys sits in the memory (C0 = diag(c)): the numbers each method's share depends on.
+
+    norm2: ‖k‖²/tr C0; whitened: kᵀC0⁻¹k/m (MEMIT's q ≈ whitened·m/λ; eigenvalues < 1e-12·max left out);
+    output2: ‖W0 k‖²/E‖W0 k‖² (MOSE's first-order share is linear in it); top10: the share of ‖k‖² on C0's
+    10 largest directions; cos: mean |cos| between two different keys, raw and whitened (interference).
+    """
+    keep = c > 1e-12 * c.max()
+    white = keys[:, keep] / c[keep].sqrt()
+    top = torch.argsort(c, descending=True)[:10]
+
+    def mean_abs_cos(x: torch.Tensor) -> float:
+        x = x / x.norm(dim=1, keepdim=True)
+        g = (x @ x.T).abs()
+        return float((g.sum() - g.diagonal().sum()) / (len(x) * (len(x) - 1)))
+
+    return {"n": len(keys), "norm2": float((keys**2).sum(1).mean() / c.sum()),
+            "whitened": float((white**2).sum(1).mean() / keep.sum()),
+            "output2": float((keys @ W0.T).pow(2).sum(1).mean() / ((W0 * c) @ W0.T).trace()),
+            "top10": float((keys[:, top] ** 2).sum(1).mean() / (keys**2).sum(1).mean()),
+            "cos": mean_abs_cos(keys), "cos_whitened": mean_abs_cos(white)}
+
+
+def scaled(spec: float | str, dim: int) -> float:
+    """λ as given, or "X@D" → X·dim/D (the same λ per dimension at another width)."""
+    if isinstance(spec, str) and "@" in spec:
+        value, _, ref = spec.partition("@")
+        return float(value) * dim / float(ref)
+    return float(spec)
+
+
+def label(spec: float | str) -> str:
+    return spec if isinstance(spec, str) else f"{spec:g}"
+
+
+def real_key_scale(path: Path) -> float:
+    """√(mean ‖W0 k*‖² / E_{k~C0} ‖W0 k‖²) for the real keys of a memory file: how much larger an edited
+    subject's output is than an average token's (the ratio MOSE's first-order share is linear in)."""
+    W0, c, K = load_real(path)
+    if K is None:
+        raise ValueError(f"{path} holds no real keys K: export them (export_memory.py --n-keys) or give a number")
+    return math.sqrt(float((K @ W0.T).pow(2).sum(dim=1).mean()) / float(((W0 * c) @ W0.T).trace()))
 
 
 def default_grid(max_edits: int) -> list[int]:
@@ -307,16 +481,17 @@ def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
     out: dict[str, object] = {}
     for method in s.methods:
         if method == "mose":
-            for lam in s.mose_lams:
-                out[f"mose λ={lam:g}"] = MoseEditor(mem, lam)
+            for spec in s.mose_lams:
+                lam, name = scaled(spec, mem.d), label(spec)
+                out[f"mose λ={name}"] = MoseEditor(mem, lam)
                 if s.mose_memory:
-                    out[f"mose+edits λ={lam:g} μ={s.mose_memory:g}"] = MoseEditor(mem, lam, s.mose_memory)
+                    out[f"mose+edits λ={name} μ={s.mose_memory:g}"] = MoseEditor(mem, lam, s.mose_memory)
                 if s.mose_anchor == "original":
-                    out[f"mose W0-anchor λ={lam:g}"] = MoseEditor(mem, lam, anchor="original")
+                    out[f"mose W0-anchor λ={name}"] = MoseEditor(mem, lam, anchor="original")
         elif method == "memit":
-            out[f"memit λ={s.memit_lam:g}"] = MemitEditor(mem, s.memit_lam)
+            out[f"memit λ={label(s.memit_lam)}"] = MemitEditor(mem, scaled(s.memit_lam, mem.m))
         elif method == "alphaedit":
-            tau = float(torch.quantile(mem.c, s.null_fraction))
+            tau = s.null_threshold if s.null_threshold is not None else float(torch.quantile(mem.c, s.null_fraction))
             out[f"alphaedit α={s.alpha:g}"] = AlphaEditor(mem, s.alpha, tau)
         else:
             raise ValueError(f"unknown method {method!r}: use mose, memit, alphaedit")
@@ -326,12 +501,29 @@ def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
 def run_dim(d: int | None, s: Settings) -> list[dict]:
     """All methods on one memory: rows of (method, N, measures)."""
     g = torch.Generator().manual_seed(s.seed)
+    real_keys = None
     if s.real:
-        W0, c = real_w0_c0(Path(s.real))
+        W0, c, real_keys = load_real(Path(s.real))
+    elif s.shape:
+        W0, c = shaped_w0_c0(d, round(d * s.m_ratio), Path(s.shape), g)
     else:
         W0, c = synthetic_w0_c0(d, round(d * s.m_ratio), s.w_spectrum, s.c0_spectrum, s.c0_trace, g)
-    keys, targets = draw_edits(W0, c, s.max_edits, s.targets, s.change, g, s.key_scale)
+    if s.keys == "real":
+        if real_keys is None:
+            raise ValueError("keys=real needs --real FILE with a K tensor (export_memory.py --n-keys)")
+    elif s.keys != "gaussian":
+        raise ValueError(f"unknown keys {s.keys!r}: use gaussian or real")
+    else:
+        real_keys = None
+    key_scale = real_key_scale(Path(s.real or s.shape)) if s.key_scale == "auto" else float(s.key_scale)
+    if s.keys == "real" and s.key_scale == "auto":
+        key_scale = 1.0  # the real keys are already at their own scale
+    changes = measured_changes(Path(s.changes)) if s.changes else None
+    keys, targets = draw_edits(W0, c, s.max_edits, s.targets, s.change, g, key_scale, changes, real_keys)
     mem = Memory(W0, c, keys, targets)
+    gauss = torch.randn(min(len(keys), 1000), c.shape[0], generator=torch.Generator().manual_seed(s.seed), dtype=F64)
+    print(f"d={mem.d} keys ({s.keys}, scale {key_scale:.3f}):", json.dumps(key_statistics(W0, c, keys[:1000])),
+          "| N(0, C0):", json.dumps(key_statistics(W0, c, gauss * c.sqrt())), flush=True)
     old, base = mem.old, float(((mem.W0 * mem.c) @ mem.W0.T).trace())  # E‖W0 k‖² = tr(W0 C0 W0ᵀ)
     grid = sorted(set(s.grid or default_grid(s.max_edits)))
     rows = []
@@ -345,10 +537,15 @@ def run_dim(d: int | None, s: Settings) -> list[dict]:
                 done = hi
             seconds += time.perf_counter() - t0
             eval_g = torch.Generator().manual_seed(s.seed + n)
-            rec = recall_measures(editor.outputs(keys[:n]), old[:n], targets[:n], s.distractors, eval_g)
+            # MOSE's W k = Q (W0 k): from the stored W0 k, a d×d product instead of an m×d one per grid point
+            out = old[:n] @ editor.Q.T if isinstance(editor, MoseEditor) else editor.outputs(keys[:n])
+            rec = recall_measures(out, old[:n], targets[:n], s.distractors, eval_g,
+                                  s.layers.get(name.split()[0].split("+")[0], 1))
             rows.append({"d": mem.d, "m": mem.m, "method": name, "edits": n, **rec,
                          "preservation_error": math.sqrt(max(editor.delta_energy(), 0.0) / base),
-                         "edit_seconds": seconds, **editor.extra()})
+                         "edit_seconds": seconds, "key_scale": key_scale, **editor.extra()})
+        print(f"d={mem.d} {name}: {n} edits, recall {rec['recall']:.3f}, kept@0.5 {rec['kept@0.5']:.3f}, "
+              f"delivered {rec['delivered']:.3f}, {seconds:.0f} s", flush=True)
     return rows
 
 
@@ -361,10 +558,12 @@ def write_outputs(rows: list[dict], s: Settings, out: Path) -> None:
         w.writerows(rows)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
     lines = ["# Capacity of a linear memory under sequential edits", "", f"settings: `{json.dumps(asdict(s))}`", "",
-             "| d | method | edits | recall | recall_l2 | delivered | preservation error |", "|---|---|---|---|---|---|---|"]
+             "| d | method | edits | recall | recall_l2 | delivered | kept@0.3 | kept@0.5 | kept@0.7 | preservation error |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['d']} | {r['method']} | {r['edits']} | {r['recall']:.3f} | {r['recall_l2']:.3f} | "
-                     f"{r['delivered']:.3f} | {r['preservation_error']:.4f} |")
+                     f"{r['delivered']:.3f} | {r['kept@0.3']:.3f} | {r['kept@0.5']:.3f} | {r['kept@0.7']:.3f} | "
+                     f"{r['preservation_error']:.4f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "report.png")
 
@@ -408,6 +607,10 @@ def run(s: Settings, out: Path | None = None) -> list[dict]:
     return rows
 
 
+def _lam(text: str) -> float | str:
+    return text if "@" in text else float(text)
+
+
 def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x]
 
@@ -421,32 +624,43 @@ def main() -> None:
     ap.add_argument("--grid", default="", help="comma-separated edit counts (default: 0, 1, 3, 10, 30, …, max)")
     ap.add_argument("--batch", type=int, default=1, help="edits per step (one Procrustes / solve per step)")
     ap.add_argument("--methods", default="mose,memit,alphaedit")
-    ap.add_argument("--mose-lams", default="1000", help="comma-separated λ for MOSE, one curve each")
+    ap.add_argument("--mose-lams", default="1000",
+                    help="comma-separated λ for MOSE, one curve each; X@D: λ = X·d/D (same λ/d at every width)")
     ap.add_argument("--mose-memory", type=float, default=0.0, help="μ > 0 adds the variant holding past edits")
     ap.add_argument("--mose-anchor", choices=("previous", "original"), default="previous",
                     help="original: also run MOSE anchored to W0's outputs (an extra curve)")
-    ap.add_argument("--memit-lam", type=float, default=5000.0)
+    ap.add_argument("--memit-lam", default="5000", help="X or X@M: λ = X·m/M (same λ/m at every width)")
     ap.add_argument("--alpha", type=float, default=10.0, help="AlphaEdit's L2")
     ap.add_argument("--null-fraction", type=float, default=0.7)
+    ap.add_argument("--null-threshold", type=float, default=None, help="absolute τ (the configs' 0.02)")
     ap.add_argument("--w-spectrum", default="power:0.5")
     ap.add_argument("--c0-spectrum", default="power:1.0")
     ap.add_argument("--c0-trace", type=float, default=100.0, help="E‖k‖² (matters for AlphaEdit's α only)")
-    ap.add_argument("--targets", choices=("shift", "swap"), default="shift")
+    ap.add_argument("--targets", choices=("shift", "swap", "measured"), default="shift")
+    ap.add_argument("--changes", default=None, help="targets=measured: MOSE steps.jsonl or its CSV snapshot")
+    ap.add_argument("--snapshot-changes", default=None,
+                    help="a (running) MOSE steps.jsonl: write its changes to OUT/changes.csv and use that")
+    ap.add_argument("--keys", choices=("gaussian", "real"), default="gaussian", help="real: the --real file's K")
+    ap.add_argument("--shape", default=None, help="memory file whose σ(W0) / eig(C0) shapes the synthetic memories take")
     ap.add_argument("--change", type=float, default=1.0, help="shift targets: ‖v − W0 k‖ / ‖W0 k‖")
-    ap.add_argument("--key-scale", type=float, default=1.0, help="edited keys = this × a draw from C0")
+    ap.add_argument("--key-scale", default="1", help="edited keys = this × a draw from C0; auto: the real keys' ratio")
     ap.add_argument("--distractors", type=int, default=100)
     ap.add_argument("--real", default=None, help="safetensors with W0 (d×m) and C0 (m×m): replaces --dims")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if a.snapshot_changes:
+        a.changes = str(write_changes(Path(a.snapshot_changes), a.out / "changes.csv"))
     dims = [int(x) for x in a.dims.split(",")]
     max_edits = a.max_edits
     if a.quick:
         dims, max_edits = [x for x in dims if x <= 1024] or [576], min(max_edits, 500)
     s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch,
-                 methods=a.methods.split(","), mose_lams=_floats(a.mose_lams), mose_memory=a.mose_memory, mose_anchor=a.mose_anchor,
-                 memit_lam=a.memit_lam, alpha=a.alpha, null_fraction=a.null_fraction, w_spectrum=a.w_spectrum,
-                 c0_spectrum=a.c0_spectrum, c0_trace=a.c0_trace, targets=a.targets, change=a.change, key_scale=a.key_scale,
-                 distractors=a.distractors, real=a.real, seed=a.seed)
+                 methods=a.methods.split(","), mose_lams=[_lam(x) for x in a.mose_lams.split(",") if x],
+                 mose_memory=a.mose_memory, mose_anchor=a.mose_anchor, memit_lam=_lam(a.memit_lam), alpha=a.alpha,
+                 null_fraction=a.null_fraction, null_threshold=a.null_threshold, w_spectrum=a.w_spectrum,
+                 c0_spectrum=a.c0_spectrum, c0_trace=a.c0_trace, targets=a.targets, change=a.change,
+                 key_scale=a.key_scale if a.key_scale == "auto" else float(a.key_scale), keys=a.keys,
+                 changes=a.changes, shape=a.shape, distractors=a.distractors, real=a.real, seed=a.seed)
     rows = run(s, a.out)
     print(f"{len(rows)} rows → {a.out}/results.csv, report.md, report.png")
 

@@ -32,6 +32,35 @@ selection|all)
   done
   $PY -m editbench.report $RUNS/selection $RUNS/norms/mose --by config:method.layer_selection --out $OUT/selection
   ;;
+capacity-real)
+  # Issue 20, capacity on linear memories calibrated on SmolLM2 (README: "Capacity on linear memories").
+  # One thread, one process at a time (the machine was shared). MOSE_STEPS: the running Table 1 MOSE cell
+  # (its changes are snapshotted into real-keys/changes.csv, which every later run reads).
+  # Sizes are what a heavily shared 2-core machine allowed on 2026-11-29 (README says what ran).
+  export OMP_NUM_THREADS=1
+  CAP=$OUT/capacity-real
+  MEM=$RUNS/smollm2-layer4.safetensors
+  STEPS=${MOSE_STEPS:-../runs-wt/experiments/table1/runs/mose-counterfact/steps.jsonl}
+  PYTHONPATH=src:. $PY $OUT/export_memory.py --layer 4 --n-keys ${N_KEYS:-20} --out $MEM
+  cap="PYTHONPATH=src:. $PY $OUT/capacity.py --targets measured --memit-lam 5000@1536 --alpha 10 --null-threshold 0.02"
+  eval $cap --real $MEM --keys real --snapshot-changes $STEPS --max-edits 20 --grid 0,1,3,10,20 \
+      --mose-lams 1000,15000@4096 --out $CAP/real-keys
+  cap="$cap --changes $CAP/real-keys/changes.csv"  # every later run reads that snapshot
+  eval $cap --real $MEM --keys gaussian --key-scale auto --max-edits 100 --grid 0,1,10,30,100 --mose-lams 1000 \
+      --out $CAP/real-gaussian
+  # batch-sequential MOSE (10 edits per solve) against the single edits above
+  eval $cap --real $MEM --keys gaussian --key-scale auto --max-edits 100 --grid 0,10,30,100 --mose-lams 1000 \
+      --methods mose --batch 10 --out $CAP/real-gaussian-batch10
+  # width: synthetic memories with layer 4's σ(W0) / eig(C0) shapes, m = 8/3·d, the real keys' output scale;
+  # batch-sequential steps (b ≈ d/10 edits per solve) so that large d fits the CPU budget
+  # (2026-11-29: d = 2048 stopped after its first MOSE curve, d = 4096 not started; README)
+  for db in 576:58 1024:102 2048:205; do
+    eval $cap --shape $MEM --key-scale auto --dims ${db%:*} --batch ${db#*:} --max-edits 1000 \
+        --grid 0,10,100,300,1000 --mose-lams 1000@576,15000@4096 --out $CAP/width-${db%:*}
+  done
+  eval $cap --shape $MEM --key-scale auto --dims 4096 --batch 1000 --max-edits 2000 --grid 0,10,1000,2000 \
+      --mose-lams 15000@4096 --methods mose,memit --out $CAP/width-4096
+  ;;
 lambda100)
   # Diagnosis of the 100-edit collapse (README, norms section): the same 100 edits at λ = 100,
   # with the GLUE-style downstream tasks. On the evaluated split: not a tuning run (D5).
