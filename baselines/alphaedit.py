@@ -21,13 +21,13 @@ import torch
 from safetensors.torch import load_file
 
 from baselines.memit import Memit
+from editbench.cache import cache_root
 from editbench.data.records import EditRequest
 from editbench.editors.base import register
+from editbench.io import save_tensors
 from editbench.locate.reads import group_mean, read_at_subject
 from editbench.locate.spread import LayerTarget
 from editbench.locate.templates import flat
-from editbench.models import cache_root
-from editbench.sinks import save_tensors
 
 log = logging.getLogger(__name__)
 

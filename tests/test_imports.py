@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 ROOTS = {"editbench": REPO / "src" / "editbench", "baselines": REPO / "baselines", "evaluation": REPO / "evaluation"}
 
@@ -181,7 +179,6 @@ def test_every_module_has_a_layer():
     assert not unplaced, f"modules with no layer (add them to LAYER_RULES): {unplaced}"
 
 
-@pytest.mark.xfail(strict=True, reason="6 upward imports before the restructuring (issue 27); fixed next")
 def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
     found = upward_imports(import_graph())
     assert not found, f"{len(found)} upward imports:\n" + "\n".join(found)

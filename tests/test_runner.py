@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from editbench.config import compose
+from editbench.io import read_jsonl
 from editbench.runner import eval_steps, run
-from editbench.sinks import read_jsonl
 from tests.conftest import REPO
 
 

@@ -84,7 +84,7 @@ def matmul_rates(device: str, dtype: torch.dtype, d: int, ffn: int, tokens: int 
 
 def split_run(run_dir: Path) -> dict:
     """Per-edit seconds by phase of a finished run, from its steps.jsonl and summary.json."""
-    from editbench.sinks import read_jsonl
+    from editbench.io import read_jsonl
 
     run_dir = Path(run_dir)
     steps = [s for s in read_jsonl(run_dir / "steps.jsonl") if isinstance(s.get("step"), int)]

@@ -34,8 +34,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from editbench.cache import cache_root, file_sha256
 from editbench.errors import ConfigError, ModelError
-from editbench.sinks import write_json
 
 log = logging.getLogger(__name__)
 
@@ -385,11 +385,6 @@ def _in_hub_cache(repo_id: str) -> bool:
 # --- GGUF -------------------------------------------------------------------------------------
 
 
-def cache_root() -> Path:
-    """``$EDITBENCH_CACHE`` or ``~/.cache/editbench``."""
-    return Path(os.environ.get("EDITBENCH_CACHE") or Path.home() / ".cache" / "editbench").expanduser()
-
-
 def _embedded_gguf(name: str) -> Path:
     providers = {"smollm2-135m": _smollm2_gguf, "gemma3-270m": _gemma3_gguf}
     if name not in providers:
@@ -485,28 +480,6 @@ def _dequantise_to_cache(gguf: Path, sha: str, cache_dir: Path) -> None:
             log.info("another process wrote %s first; using it", cache_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, remembered in ``$EDITBENCH_CACHE/file_hashes.json`` by (path, size, mtime)."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-    index_path = cache_root() / "file_hashes.json"
-    try:
-        index = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {}
-    if key in index:
-        return index[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    index[key] = h.hexdigest()
-    write_json(index_path, index, indent=1)
-    return index[key]
-
 
 
 def _load_random(cfg: Mapping) -> tuple[Any, Any, str]:

@@ -33,14 +33,16 @@ from editbench.build import (
     seed_everything,
     summarize,
 )
+from editbench.cache import cache_root
 from editbench.data import load_requests, resolve_data_dir
 from editbench.data.records import EditRequest
 from editbench.demo import is_demo_dir
 from editbench.errors import ConfigError
 from editbench.guard import Guard, count_warnings
-from editbench.models import cache_root, load_model
+from editbench.io import read_jsonl, write_json
+from editbench.models import load_model
 from editbench.scoring import Scorer
-from editbench.sinks import JsonlSink, WandbSink, read_jsonl, write_json
+from editbench.sinks import JsonlSink, WandbSink
 from editbench.telemetry import Telemetry
 from editbench.timing import clock, take
 

@@ -25,7 +25,7 @@ from editbench.editors.base import Editor, register
 from editbench.locate.reads import read_at_subject
 from editbench.locate.spread import residual_targets, spread
 from editbench.locate.values import ValueParams, optimize_values
-from editbench.telemetry import singular_values
+from editbench.numerics import singular_values
 
 ROTATIONS = ("orthogonal", "special_orthogonal")
 SELECTION_OPTIMIZERS = ("newton", "adam")

@@ -19,12 +19,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from editbench.cache import cache_root
 from editbench.data.download import data_file
 from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
+from editbench.io import save_tensors
 from editbench.locate.trace import StopForward, Trace, stop_after
-from editbench.models import cache_root
-from editbench.sinks import save_tensors
 
 log = logging.getLogger(__name__)
 
