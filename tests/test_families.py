@@ -20,7 +20,7 @@ from editbench.locate.normed import prenorm_share, rms_norm
 from editbench.locate.prompts import target_ids
 from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.methods import build_editor
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from tests.conftest import tiny_cfg
 
 REQ = EditRequest("0", "The capital city of {}", "France", "Berlin", "Paris")  # subject last: δ acts on the prediction

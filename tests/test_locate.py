@@ -39,7 +39,7 @@ def test_subject_last_token_and_label_alignment(smollm2):
 
 
 def test_subject_position_with_a_bos_tokenizer(tiny):
-    from editbench.models import tiny_tokenizer
+    from editbench.models.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer(add_bos=True)
     enc = encode_with_subject(tok, "{}", FRANCE.prompt, FRANCE.subject)
@@ -164,7 +164,7 @@ def test_value_optimisation_reaches_top1_on_tiny(tiny, site):
 @pytest.mark.parametrize("site", ["residual", "mlp_out"])
 def test_fast_value_optimisation_equals_straightforward(arch, site):
     from editbench.bench import reference_values
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
     from tests.conftest import tiny_cfg
 
     lm = load_model(tiny_cfg(arch))
@@ -188,7 +188,7 @@ def test_value_optimisation_reaches_top1_on_smollm2(smollm2):
 
 
 def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, data_dir, isolated_cache):
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
     from tests.conftest import tiny_cfg
 
     params = StatsParams(n_tokens=2000, max_len=64)

@@ -11,7 +11,7 @@ import torch
 
 from editbench.config import compose
 from editbench.data import resolve_data_dir
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from editbench.runner import downstream_scores
 
 cfg = compose(["model=smollm2-135m", "downstream=usual", *sys.argv[1:]])

@@ -40,7 +40,7 @@ from editbench.demo import is_demo_dir
 from editbench.errors import ConfigError
 from editbench.guard import Guard, count_warnings
 from editbench.io import read_jsonl, write_json
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from editbench.scoring import Scorer
 from editbench.sinks import JsonlSink, WandbSink
 from editbench.telemetry import Telemetry
