@@ -147,7 +147,7 @@ LAYER_RULES: dict[str, int] = {
     # the methods, and the scores (which read the model through locate's prompt/forward helpers)
     "editbench.editors": 3, "baselines": 3, "editbench.methods": 3, "editbench.scoring": 3,
     # what assembles, drives and measures a run, and the entry points
-    "editbench": 4, "editbench.telemetry": 4, "editbench.build": 4, "editbench.run": 4, "editbench.runner": 4, "editbench.api": 4,
+    "editbench": 4, "editbench.telemetry": 4, "editbench.build": 4, "editbench.loop": 4, "editbench.runner": 4, "editbench.api": 4,
     "editbench.posthoc": 4, "editbench.bench": 4, "editbench.checkpoint": 4, "editbench.sinks": 4,
     "editbench.__main__": 4,
     # the tables read from run directories

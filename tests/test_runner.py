@@ -14,7 +14,8 @@ import torch
 
 from editbench.config import compose
 from editbench.io import read_jsonl
-from editbench.runner import eval_steps, run
+from editbench.loop.plan import eval_steps
+from editbench.runner import run
 from tests.conftest import REPO
 
 

@@ -195,7 +195,7 @@ def bench_values(overrides: list[str], n_requests: int, steps: int, threads: int
     from editbench.locate.templates import flat, generate_context_templates
     from editbench.locate.values import ValueParams
     from editbench.models.loading import load_model
-    from editbench.runner import peak_rss_mib
+    from editbench.timing import peak_rss_mib
 
     cfg = compose(overrides)
     lm = load_model(cfg.model)

@@ -31,8 +31,8 @@ from editbench.config import compose
 from editbench.data import resolve_data_dir
 from editbench.errors import ConfigError
 from editbench.io import write_json
+from editbench.loop.downstream import downstream_last, downstream_scores
 from editbench.models.loading import load_model
-from editbench.runner import downstream_last, downstream_scores
 from editbench.sinks import JsonlSink
 
 log = logging.getLogger(__name__)
