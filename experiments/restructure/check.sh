@@ -34,6 +34,8 @@ for side in $SIDES; do
   for model in tiny-llama tiny-gemma3; do
     for m in $METHODS; do  # a fresh cache per side: C0 and projectors are computed by the side's own code
       tiny=(model=$model method=$m stats.n_tokens=2000)
+      # tiny-gemma3 has tiny-llama's 4 layers but no method_model files: tiny-llama's layer choices
+      [ "$model" = tiny-gemma3 ] && tiny+=(method_model=${m}_tiny-llama)
       cell "$side" "$model-$m-single" "$OUT/$side/cache" "${tiny[@]}" num_edits=2 batch_size=1 eval_at=immediate
       cell "$side" "$model-$m-batch" "$OUT/$side/cache" "${tiny[@]}" num_edits=4 batch_size=2 eval_at=final
     done
