@@ -10,6 +10,7 @@ set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PY:-/work/main/.venv/bin/python}
 OLD_SRC=${OLD_SRC:-/work/runs-wt}
+NEW_SRC=${NEW_SRC:-$REPO}  # e.g. a `git archive` snapshot, so edits made meanwhile do not leak in
 RUNS_FROM=${RUNS_FROM:-/work/main/experiments}
 OUT=${OUT:-/tmp/restructure-check}
 SIDES=${SIDES:-old new}
@@ -17,7 +18,7 @@ METHODS=${METHODS:-ft rome memit emmet alphaedit prune rect mose mose_oft}
 export EDITBENCH_DATA=${EDITBENCH_DATA:-/work/shared/data} OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$OUT/cwd"  # a neutral working dir: the repo root would shadow OLD_SRC's baselines/ and evaluation/
 
-side_path() { if [ "$1" = old ]; then echo "$OLD_SRC/src:$OLD_SRC"; else echo "$REPO/src:$REPO"; fi; }
+side_path() { if [ "$1" = old ]; then echo "$OLD_SRC/src:$OLD_SRC"; else echo "$NEW_SRC/src:$NEW_SRC"; fi; }
 
 cell() {  # cell <side> <name> <cache> <overrides...>
   local side=$1 name=$2 cache=$3; shift 3
