@@ -34,7 +34,7 @@ METHODS = {
     "emmet": {"layers": [2], "mom2_update_weight": 1000.0},
     "rect": {"layers": [1, 2], "mom2_update_weight": 1000.0, "keep_ratio": 0.5},
     "prune": {"layers": [1, 2], "mom2_update_weight": 1000.0},
-    "alphaedit": {"layers": [1, 2], "mom2_update_weight": 1.0, "nullspace_threshold": 1e-5, "L2": 1e-3},
+    "alphaedit": {"layers": [1, 2], "nullspace_threshold": 1e-5, "L2": 1e-3},
     "mose": {"mom2_update_weight": 0.01, "layer_selection": "fixed", "fixed_layers": [1, 2],
              "candidate_layers": [1, 2], "selection_steps": 2},
     "rome": {"layers": [2], "mom2_adjustment": True},

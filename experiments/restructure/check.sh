@@ -15,6 +15,7 @@ RUNS_FROM=${RUNS_FROM:-/work/main/experiments}
 OUT=${OUT:-/tmp/restructure-check}
 SIDES=${SIDES:-old new}
 METHODS=${METHODS:-ft rome memit emmet alphaedit prune rect mose mose_oft}
+MODELS=${MODELS:-tiny-llama smollm2-135m tiny-gemma3}
 export EDITBENCH_DATA=${EDITBENCH_DATA:-/work/shared/data} OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$OUT/cwd"  # a neutral working dir: the repo root would shadow OLD_SRC's baselines/ and evaluation/
 
@@ -24,6 +25,7 @@ cell() {  # cell <side> <name> <cache> <overrides...>
   local side=$1 name=$2 cache=$3; shift 3
   local dir=$OUT/$side/$name
   [ -f "$dir/summary.json" ] && return 0
+  rm -rf "$dir"  # a cell stopped part-way starts again
   echo "[$side] $name"
   (cd "$OUT/cwd" && EDITBENCH_CACHE=$cache PYTHONPATH=$(side_path "$side") \
      $PY -m editbench "$@" threads=1 logger.wandb.mode=disabled hydra.run.dir="$dir" > "$dir.log" 2>&1) \
@@ -32,7 +34,13 @@ cell() {  # cell <side> <name> <cache> <overrides...>
 
 for side in $SIDES; do
   mkdir -p "$OUT/$side"
-  for model in tiny-llama tiny-gemma3; do
+  for model in $MODELS; do
+    if [ "$model" = smollm2-135m ]; then  # the real model: the shared cache (GGUF, C0) is read by both sides
+      for m in mose memit; do
+        cell "$side" "smollm2-$m" "${EDITBENCH_CACHE:-$HOME/.cache/editbench}" model=$model method=$m num_edits=3
+      done
+      continue
+    fi
     for m in $METHODS; do  # a fresh cache per side: C0 and projectors are computed by the side's own code
       tiny=(model=$model method=$m stats.n_tokens=2000)
       # tiny-gemma3 has tiny-llama's 4 layers but no method_model files: tiny-llama's layer choices
@@ -40,9 +48,6 @@ for side in $SIDES; do
       cell "$side" "$model-$m-single" "$OUT/$side/cache" "${tiny[@]}" num_edits=2 batch_size=1 eval_at=immediate
       cell "$side" "$model-$m-batch" "$OUT/$side/cache" "${tiny[@]}" num_edits=4 batch_size=2 eval_at=final
     done
-  done
-  for m in mose memit; do  # the real model: the shared cache (dequantised GGUF, C0) is read by both sides
-    cell "$side" "smollm2-$m" "${EDITBENCH_CACHE:-$HOME/.cache/editbench}" model=smollm2-135m method=$m num_edits=3
   done
 done
 

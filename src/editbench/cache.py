@@ -11,8 +11,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from editbench.io import write_json
+if TYPE_CHECKING:
+    import torch
+
+from editbench.io import save_tensors, write_json
 
 
 def cache_root() -> Path:
@@ -39,3 +43,32 @@ def file_sha256(path: Path) -> str:
     index[key] = h.hexdigest()
     write_json(index_path, index, indent=1)
     return index[key]
+
+
+def digest(*parts: object) -> str:
+    """A short hex key for a description (JSON of the parts): equal descriptions, equal keys."""
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+
+class TensorCache:
+    """One kind of computed tensor kept under ``cache_root()/<kind>/<stem>-<key>.safetensors``.
+
+    The one keyed-cache mechanism for what is computed once per model and setting (C0 second
+    moments, AlphaEdit's projectors): the key describes everything the value depends on, the
+    file holds one tensor named `name` (no pickle), written atomically with metadata saying what it is.
+    """
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind, self.name = kind, name
+
+    def path(self, stem: str, key: str) -> Path:
+        return cache_root() / self.kind / f"{stem}-{key}.safetensors"
+
+    def load(self, stem: str, key: str) -> torch.Tensor | None:
+        from safetensors.torch import load_file  # late: `editbench.cache` stays free of torch at import
+
+        path = self.path(stem, key)
+        return load_file(path)[self.name] if path.is_file() else None
+
+    def save(self, stem: str, key: str, tensor: torch.Tensor, metadata: dict[str, str]) -> None:
+        save_tensors({self.name: tensor}, self.path(stem, key), metadata)

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from editbench.cache import cache_root
+from editbench.cache import TensorCache, digest
 from editbench.data.download import data_file
 from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
-from editbench.io import save_tensors
 from editbench.locate.trace import StopForward, Trace, stop_after
 
 log = logging.getLogger(__name__)
@@ -96,13 +93,13 @@ class SecondMoments:
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self.fingerprint, self.params, self.data_dir = fingerprint, params, data_dir
         self._memory: dict[int, torch.Tensor] = {}
+        self.cache = TensorCache("stats", "mom2")
         self._corpus_id: str | None = None
 
     def key(self, layer: int) -> str:
         p = self.params
-        desc = json.dumps([self.fingerprint, layer, self.spec.down_proj_template, self.corpus_id,
-                           p.n_tokens, p.max_len, p.dtype])
-        return hashlib.sha256(desc.encode()).hexdigest()[:24]
+        return digest(self.fingerprint, layer, self.spec.down_proj_template, self.corpus_id, p.n_tokens,
+                      p.max_len, p.dtype)
 
     @property
     def corpus_id(self) -> str:
@@ -111,7 +108,7 @@ class SecondMoments:
         return self._corpus_id
 
     def path(self, layer: int) -> Path:
-        return cache_root() / "stats" / f"c0-layer{layer}-{self.key(layer)}.safetensors"
+        return self.cache.path(f"c0-layer{layer}", self.key(layer))
 
     def __call__(self, layer: int) -> torch.Tensor:
         return self.get([layer])[layer]
@@ -122,15 +119,16 @@ class SecondMoments:
         for layer in layers:
             if layer in self._memory:
                 continue
-            path = self.path(layer)
-            if path.is_file():
-                self._memory[layer] = load_file(path)["mom2"].double()
+            cached = self.cache.load(f"c0-layer{layer}", self.key(layer))
+            if cached is not None:
+                self._memory[layer] = cached.double()
             else:
                 missing.append(layer)
         if missing:
             for layer, c0 in self._compute(missing).items():
                 self._memory[layer] = c0
-                save_tensors({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+                self.cache.save(f"c0-layer{layer}", self.key(layer), c0,
+                                {"key": self.key(layer), "corpus": self.corpus_id})
         return {layer: self._memory[layer] for layer in layers}
 
     @torch.no_grad()
