@@ -157,7 +157,7 @@ def value_variant(lm, requests, templates, layer: int, site: str, params, *, pre
     from editbench.locate.values import optimize_values
 
     def once(reqs):
-        return optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, layer, site, params,
+        return optimize_values(lm, reqs, templates, layer, site, params,
                                fast=prefix, full_head=not head_at_positions)
 
     with weight_gradients(lm.model, not frozen):

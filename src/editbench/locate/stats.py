@@ -9,7 +9,6 @@ reused for another model or setting.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from editbench.cache import TensorCache, digest
 from editbench.data.download import data_file
 from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
-from editbench.locate.trace import StopForward, Trace, stop_after
+from editbench.locate.trace import TraceDict
 
 log = logging.getLogger(__name__)
 
@@ -144,22 +143,19 @@ class SecondMoments:
         m = self.spec.ffn_size
         sums = {layer: torch.zeros(m, m, dtype=torch.float64, device=device) for layer in layers}
         count = 0
-        traces = {layer: Trace(self.spec.down_proj(self.model, layer), retain_input=True) for layer in layers}
-        try:
-            bs = self.params.batch_size
-            for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
-                batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
-                with contextlib.suppress(StopForward), stop_after(self.spec.down_proj(self.model, max(layers))):
-                    self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                          use_cache=False)
-                mask = batch.attention_mask.bool()
-                count += int(mask.sum())
-                for layer, trace in traces.items():
-                    keys = trace.input[mask].to(dtype)
-                    sums[layer] += (keys.T @ keys).double()
-        finally:
-            for t in traces.values():
-                t.close()
+        # the highest layer last: the forward stops after it (C0 of layer l needs nothing above l)
+        modules = {layer: self.spec.down_proj(self.model, layer) for layer in sorted(layers)}
+        bs = self.params.batch_size
+        for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
+            batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
+            with TraceDict(modules, retain_input=True, stop=True) as traces:
+                self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                      use_cache=False)
+            mask = batch.attention_mask.bool()
+            count += int(mask.sum())
+            for layer, trace in traces.items():
+                keys = trace.input[mask].to(dtype)
+                sums[layer] += (keys.T @ keys).double()
         if count == 0:
             raise DataError(f"statistics corpus {self.params.corpus!r} gave no tokens")
         log.info("C0 for layers %s from %d tokens", layers, count)
