@@ -51,6 +51,8 @@ def main(old: Path, new: Path) -> int:
     bad = 0
     for run in sorted(p.parent for p in old.glob("*/summary.json")):
         other = new / run.name
+        if not (other / "summary.json").is_file():
+            continue  # listed below as finished on one side only
         diffs = []
         for name in ("edits.jsonl", "steps.jsonl", "summary.json"):
             a, b = records(run / name), records(other / name)
