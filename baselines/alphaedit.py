@@ -14,21 +14,20 @@ P and C_p are kept in float32 on the edited layer's device, P is cached under $E
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 import torch
 
 from baselines.memit import Memit
+from editbench.cache import TensorCache, digest
 from editbench.data.records import EditRequest
 from editbench.editors.base import register
 from editbench.locate.reads import group_mean, read_at_subject
 from editbench.locate.spread import LayerTarget
 from editbench.locate.templates import flat
-from editbench.models import cache_root
-from editbench.sinks import load_tensors, save_tensors
 
 log = logging.getLogger(__name__)
+PROJECTORS = TensorCache("projectors", "P")
 
 
 def null_space_projector(C0: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -49,7 +48,7 @@ def alphaedit_delta(K: torch.Tensor, R: torch.Tensor, P: torch.Tensor, Cp: torch
 @register("alphaedit")
 class AlphaEdit(Memit):
     def __init__(self, ctx, cfg) -> None:
-        super().__init__(ctx, cfg)
+        super().__init__(ctx, cfg)  # no λ: C0 enters through the projector P only
         self.threshold = float(cfg.get("nullspace_threshold", 2e-2))
         self.alpha = float(cfg.get("L2", 10.0))
         self.dtype = getattr(torch, str(cfg.get("solve_dtype", "float32")))
@@ -62,27 +61,29 @@ class AlphaEdit(Memit):
     def layer_device(self, layer: int) -> torch.device:
         return self.ctx.spec.down_proj(self.ctx.model, layer).weight.device
 
-    # --- P, cached by the C0 cache key and τ --------------------------------------------------
-    def projector_path(self, layer: int):
+    def c0_weight(self, cfg) -> None:
+        return None
+
+    # --- P, in the keyed cache beside C0's, keyed by C0's key and τ --------------------------------
+    def projector_key(self, layer: int) -> str | None:
         key_fn = getattr(self.ctx.stats, "key", None)
         if key_fn is None:  # statistics without a cache key (tests): keep P in memory only
             return None
-        digest = hashlib.sha256(f"{key_fn(layer)}|{self.threshold!r}".encode()).hexdigest()[:24]
-        return cache_root() / "projectors" / f"P-layer{layer}-{digest}.safetensors"
+        return digest(key_fn(layer), self.threshold)
 
     def stat_layers(self) -> list[int]:  # C0 is needed only where P is not cached yet
-        return [layer for layer in self.layers if not ((p := self.projector_path(layer)) and p.is_file())]
+        return [layer for layer in self.layers
+                if not ((key := self.projector_key(layer)) and PROJECTORS.path(f"P-layer{layer}", key).is_file())]
 
     def projector(self, layer: int) -> torch.Tensor:
         if layer not in self.projectors:
-            path = self.projector_path(layer)
-            if path is not None and path.is_file():
-                P = load_tensors(path, self.layer_device(layer))["P"]
-            else:
+            key = self.projector_key(layer)
+            P = PROJECTORS.load(f"P-layer{layer}", key, self.layer_device(layer)) if key is not None else None
+            if P is None:
                 P = null_space_projector(self.ctx.stats(layer), self.threshold).float()
-                if path is not None:
-                    save_tensors({"P": P}, path, {"threshold": repr(self.threshold),
-                                                  "stats_key": self.ctx.stats.key(layer)})
+                if key is not None:
+                    PROJECTORS.save(f"P-layer{layer}", key, P, {"threshold": repr(self.threshold),
+                                                                "stats_key": self.ctx.stats.key(layer)})
             log.info("AlphaEdit layer %d: null space keeps %d of %d directions", layer,
                      round(float(torch.trace(P))), P.shape[0])
             self.projectors[layer] = P.to(self.layer_device(layer))

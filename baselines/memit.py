@@ -34,8 +34,12 @@ class Memit(Editor):
     def __init__(self, ctx, cfg) -> None:
         super().__init__(ctx, cfg)
         self.layers = sorted(int(x) for x in cfg.layers)
-        self.lam = float(cfg.mom2_update_weight)
+        self.lam = self.c0_weight(cfg)
         self.values = ValueParams.from_cfg(cfg.value)
+
+    def c0_weight(self, cfg) -> float | None:
+        """λ, the weight of C0 in the solve (AlphaEdit, which has none, returns None)."""
+        return float(cfg.mom2_update_weight)
 
     def stat_layers(self) -> list[int]:
         return list(self.layers)

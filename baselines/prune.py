@@ -20,7 +20,7 @@ from baselines.memit import Memit
 from editbench.data.records import EditRequest
 from editbench.editors.base import register
 from editbench.errors import ConfigError
-from editbench.telemetry import singular_values
+from editbench.numerics import singular_values
 
 
 def restrain(delta: torch.Tensor, sigma_max: float, alpha: float) -> tuple[torch.Tensor, int, float]:

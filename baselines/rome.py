@@ -54,7 +54,7 @@ class Rome(Editor):
         W = self.weight(layer)
         k_mean = layer_keys(ctx, [req], layer)[0].to(W)  # k̄ over all templates
         u = torch.linalg.solve(ctx.stats(layer).to(W), k_mean) if self.mom2 else k_mean
-        res = optimize_values(ctx.model, ctx.tokenizer, ctx.spec, [req], flat(ctx.templates), layer, "mlp_out",
+        res = optimize_values(ctx, [req], flat(ctx.templates), layer, "mlp_out",
                               self.values)
         bare = read_at_subject(ctx, [req], ["{}"], [(layer, "key"), (layer, "mlp_out")])
         k_b, w_b = bare[(layer, "key")][0, 0].to(W), bare[(layer, "mlp_out")][0, 0].to(W)

@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 from editbench.errors import ConfigError  # noqa: E402
-from editbench.sinks import read_json, write_json  # noqa: E402
+from editbench.io import read_json, write_json  # noqa: E402
 from evaluation.data import load_docs  # noqa: E402
 from evaluation.tasks import SPECS, TaskSpec, lm_eval_config  # noqa: E402
 

@@ -68,14 +68,14 @@ def run_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny():
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
 
     return load_model(tiny_cfg())
 
 
 @pytest.fixture(scope="session")
 def smollm2():
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
 
     return load_model(SMOLLM2_CFG)
 

@@ -15,10 +15,10 @@ from baselines.prune import restrain
 from baselines.rect import rect_mask
 from baselines.rome import rome_delta
 from editbench.errors import ConfigError
+from editbench.io import read_jsonl
 from editbench.locate.context import EditContext
 from editbench.methods import build_editor
 from editbench.runner import run
-from editbench.sinks import read_jsonl
 from tests.test_mose import FixedStats
 from tests.test_runner import compose_cfg
 

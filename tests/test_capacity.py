@@ -249,7 +249,7 @@ def test_exported_memory_is_the_models_down_projection_and_its_inputs(tmp_path, 
     torch.testing.assert_close(C0, C0.T)
     assert float(torch.linalg.eigvalsh(C0).min()) > -1e-6 * float(C0.diagonal().max())
     # orientation: the module applied to the keys is W0 k (out × in, as capacity.py expects)
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
     from tests.conftest import SMOLLM2_CFG
 
     lm = load_model(SMOLLM2_CFG)

@@ -20,7 +20,7 @@ from editbench.locate.normed import prenorm_share, rms_norm
 from editbench.locate.prompts import target_ids
 from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.methods import build_editor
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from tests.conftest import tiny_cfg
 
 REQ = EditRequest("0", "The capital city of {}", "France", "Berlin", "Paris")  # subject last: δ acts on the prediction
@@ -34,7 +34,7 @@ METHODS = {
     "emmet": {"layers": [2], "mom2_update_weight": 1000.0},
     "rect": {"layers": [1, 2], "mom2_update_weight": 1000.0, "keep_ratio": 0.5},
     "prune": {"layers": [1, 2], "mom2_update_weight": 1000.0},
-    "alphaedit": {"layers": [1, 2], "mom2_update_weight": 1.0, "nullspace_threshold": 1e-5, "L2": 1e-3},
+    "alphaedit": {"layers": [1, 2], "nullspace_threshold": 1e-5, "L2": 1e-3},
     "mose": {"mom2_update_weight": 0.01, "layer_selection": "fixed", "fixed_layers": [1, 2],
              "candidate_layers": [1, 2], "selection_steps": 2},
     "rome": {"layers": [2], "mom2_adjustment": True},
@@ -165,8 +165,8 @@ def test_mapping_realises_reachable_targets_and_matches_the_gemma_norm():
 def test_guard_flags_the_unmapped_gemma3_target_in_steps_and_summary(tmp_path, data_dir, monkeypatch, caplog):
     """The pre-fix behaviour forced back (the residual share handed to the down projection as is)."""
     import editbench.locate.spread as spread_mod
+    from editbench.io import read_jsonl
     from editbench.runner import run
-    from editbench.sinks import read_jsonl
     from tests.test_runner import compose_cfg
 
     monkeypatch.setattr(spread_mod, "prenorm_share", lambda current, share, gain, eps: share)
@@ -237,8 +237,8 @@ def test_real_gemma3_memit_edit_raises_the_target_and_keeps_unrelated_prediction
 
 def test_guard_flags_collapsed_locality_after_scoring(tmp_path, data_dir, caplog):
     """A run whose edits change most unrelated predictions says so: steps.jsonl, summary.json, console once."""
+    from editbench.io import read_jsonl
     from editbench.runner import run
-    from editbench.sinks import read_jsonl
     from tests.test_runner import compose_cfg
 
     # fine-tuning with an absurd step and no norm bound rewrites the layer: every prediction moves

@@ -130,3 +130,63 @@ def test_no_import_cycles_among_project_modules():
     assert {"editbench.runner", "editbench.api", "baselines.memit", "evaluation.downstream"} <= set(graph)
     found = cycles(graph)
     assert not found, "import cycles:\n" + "\n".join(describe(c, graph) for c in found)
+
+
+# The layers, ground first; a module may import its own layer and those below, never one above.
+# Longest matching prefix wins; a module no rule names fails the test (a new module picks its floor).
+LAYER_NAMES = ("ground", "model/data", "locate", "editors/baselines", "runner/api", "report")
+LAYER_RULES: dict[str, int] = {
+    # ground: settings, errors, file IO, the cache policy, numerical helpers, clocks, paths
+    "editbench.errors": 0, "editbench.schema": 0, "editbench.config": 0, "editbench.io": 0,
+    "editbench.cache": 0, "editbench.numerics": 0, "editbench.timing": 0, "editbench.guard": 0,
+    "editbench.demo": 0,
+    # the model and the data
+    "editbench.models": 1, "editbench.model": 1, "editbench.shapes": 1, "editbench.data": 1, "evaluation": 1,
+    # where and what to write: the shared key/value machinery
+    "editbench.locate": 2,
+    # the methods, and the scores (which read the model through locate's prompt/forward helpers)
+    "editbench.editors": 3, "baselines": 3, "editbench.methods": 3, "editbench.scoring": 3,
+    # what assembles, drives and measures a run, and the entry points
+    "editbench": 4, "editbench.telemetry": 4, "editbench.build": 4, "editbench.loop": 4, "editbench.runner": 4, "editbench.api": 4,
+    "editbench.posthoc": 4, "editbench.bench": 4, "editbench.checkpoint": 4, "editbench.sinks": 4,
+    "editbench.__main__": 4,
+    # the tables read from run directories
+    "editbench.report": 5,
+}
+
+
+def layer_of(module: str) -> int | None:
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in LAYER_RULES:
+            return LAYER_RULES[".".join(parts[:end])]
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module to one in a higher layer, as 'a (layer) -> b (layer)'."""
+    found = []
+    for a in sorted(graph):
+        for b in sorted(graph[a]):
+            la, lb = layer_of(a), layer_of(b)
+            if la is not None and lb is not None and lb > la:
+                found.append(f"{a} ({LAYER_NAMES[la]}) -> {b} ({LAYER_NAMES[lb]})")
+    return found
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(m for m in import_graph() if layer_of(m) is None)
+    assert not unplaced, f"modules with no layer (add them to LAYER_RULES): {unplaced}"
+
+
+def test_no_import_runs_from_a_lower_layer_to_a_higher_one():
+    found = upward_imports(import_graph())
+    assert not found, f"{len(found)} upward imports:\n" + "\n".join(found)
+
+
+if __name__ == "__main__":  # `python tests/test_imports.py`: the counts for a closing note
+    graph = import_graph()
+    ups, circles = upward_imports(graph), cycles(graph)
+    print(f"{len(graph)} modules, {sum(map(len, graph.values()))} imports, {len(ups)} upward, "
+          f"{len(circles)} circles")
+    print("\n".join(ups + [describe(c, graph) for c in circles]))

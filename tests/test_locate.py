@@ -39,7 +39,7 @@ def test_subject_last_token_and_label_alignment(smollm2):
 
 
 def test_subject_position_with_a_bos_tokenizer(tiny):
-    from editbench.models import tiny_tokenizer
+    from editbench.models.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer(add_bos=True)
     enc = encode_with_subject(tok, "{}", FRANCE.prompt, FRANCE.subject)
@@ -155,7 +155,7 @@ def test_value_optimisation_reaches_top1_on_tiny(tiny, site):
     # Random tiny models barely mix positions, so the subject ends the prompt here.
     request = EditRequest("0", "The country whose capital we ask for is {}", "France", "Berlin")
     params = ValueParams(steps=60, lr=0.5, clamp_norm_factor=50.0, weight_decay=0.0, kl_factor=0.0)
-    res = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, [request], ["{}"], 2, site, params)
+    res = optimize_values(tiny, [request], ["{}"], 2, site, params)
     assert res.losses[-1][0] < res.losses[0][0]
     assert _top1_after_insert(tiny, request, 2, site, res.values) == target_ids(tiny.tokenizer, "Berlin")[0]
 
@@ -164,14 +164,14 @@ def test_value_optimisation_reaches_top1_on_tiny(tiny, site):
 @pytest.mark.parametrize("site", ["residual", "mlp_out"])
 def test_fast_value_optimisation_equals_straightforward(arch, site):
     from editbench.bench import reference_values
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
     from tests.conftest import tiny_cfg
 
     lm = load_model(tiny_cfg(arch))
     params = ValueParams(steps=8)
     templates = ["{}", "A somewhat longer prefix than the other. {}"]
     reqs = [FRANCE, DARRIEUX]
-    fast = optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, 2, site, params)
+    fast = optimize_values(lm, reqs, templates, 2, site, params)
     # the straightforward one: per request, full forward, full-vocabulary logits, weight gradients
     slow = reference_values(lm, reqs, templates, 2, site, params)
     torch.testing.assert_close(fast.values, slow, rtol=1e-4, atol=1e-5)
@@ -182,13 +182,13 @@ def test_fast_value_optimisation_equals_straightforward(arch, site):
 def test_value_optimisation_reaches_top1_on_smollm2(smollm2):
     request = EditRequest("0", "The capital of {} is", "France", "Berlin")
     params = ValueParams(steps=25, lr=0.5, weight_decay=1e-3, clamp_norm_factor=4.0, kl_factor=0.0625)
-    res = optimize_values(smollm2.model, smollm2.tokenizer, smollm2.spec, [request], ["{}"], 8, "residual", params)
+    res = optimize_values(smollm2, [request], ["{}"], 8, "residual", params)
     assert _top1_after_insert(smollm2, request, 8, "residual", res.values) == target_ids(smollm2.tokenizer,
                                                                                         "Berlin")[0]
 
 
 def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, data_dir, isolated_cache):
-    from editbench.models import load_model
+    from editbench.models.loading import load_model
     from tests.conftest import tiny_cfg
 
     params = StatsParams(n_tokens=2000, max_len=64)
@@ -212,9 +212,9 @@ def test_second_moments_symmetric_psd_cached_and_keyed_by_model(tiny, data_dir, 
 def test_several_layers_in_one_optimisation_equal_separate_runs(tiny):
     params = ValueParams(steps=6)
     reqs = [FRANCE, DARRIEUX]
-    joint = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, reqs, ["{}"], [0, 2], "mlp_out", params)
+    joint = optimize_values(tiny, reqs, ["{}"], [0, 2], "mlp_out", params)
     for j, layer in enumerate([0, 2]):  # not the last layer: δ there cannot reach later positions
-        alone = optimize_values(tiny.model, tiny.tokenizer, tiny.spec, reqs, ["{}"], layer, "mlp_out", params)
+        alone = optimize_values(tiny, reqs, ["{}"], layer, "mlp_out", params)
         torch.testing.assert_close(joint.values[j * 2 : j * 2 + 2], alone.values, rtol=1e-4, atol=1e-5)
 
 

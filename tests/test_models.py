@@ -13,17 +13,13 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from editbench.cache import file_sha256
 from editbench.config import CONF_DIR
 from editbench.errors import ConfigError, ModelError
-from editbench.models import (
-    LoadedModel,
-    ModelSpec,
-    file_sha256,
-    load_model,
-    model_fingerprint,
-    model_spec,
-    tiny_tokenizer,
-)
+from editbench.models.fingerprint import model_fingerprint
+from editbench.models.loading import LoadedModel, load_model
+from editbench.models.spec import ModelSpec, model_spec
+from editbench.models.tiny import tiny_tokenizer
 
 CONF = CONF_DIR / "model"
 REQUIRED_KEYS = {"name", "source", "path", "gguf_file", "dtype", "device", "device_map", "trust_remote_code", "tiny"}

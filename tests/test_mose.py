@@ -13,7 +13,7 @@ from editbench.editors.mose import orthogonality_error, procrustes
 from editbench.errors import NumericalError
 from editbench.locate.context import EditContext
 from editbench.methods import build_editor
-from editbench.telemetry import matrix_stats
+from editbench.numerics import matrix_stats
 
 MOSE_CFG = {
     "name": "mose", "mom2_update_weight": 10.0, "layer_selection": "select_neighbors", "fixed_layers": [1],
@@ -101,7 +101,7 @@ def test_cayley_blocks_are_orthogonal():
 
 
 def test_mose_oft_run_keeps_spectrum(tmp_path, data_dir, isolated_cache):
-    from editbench.sinks import read_jsonl
+    from editbench.io import read_jsonl
     from tests.test_runner import tiny_run
 
     tiny_run(tmp_path, data_dir, "method=mose_oft", "num_edits=2", "method.coft_eps=1.0")
@@ -186,7 +186,7 @@ def test_rotate_logs_det_and_the_variant_avoids_the_reflection(tiny, rotation, d
 
 
 def test_det_of_every_rotation_is_in_steps_jsonl(tmp_path, data_dir, isolated_cache):
-    from editbench.sinks import read_jsonl
+    from editbench.io import read_jsonl
     from tests.test_runner import tiny_run
 
     tiny_run(tmp_path, data_dir, "method=mose", "num_edits=2", "method.rotation=special_orthogonal")

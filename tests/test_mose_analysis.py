@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from editbench.sinks import read_jsonl
+from editbench.io import read_jsonl
 
 
 @pytest.fixture(scope="module")

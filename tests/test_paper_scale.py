@@ -15,7 +15,7 @@ from editbench.errors import ConfigError, DataError
 from editbench.locate.context import EditContext
 from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.methods import build_editor
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from editbench.telemetry import Telemetry, matrix_stats
 from tests.conftest import REPO
 

@@ -15,8 +15,8 @@ import torch
 
 from editbench import checkpoint
 from editbench.config import compose
+from editbench.io import read_jsonl
 from editbench.runner import run
-from editbench.sinks import read_jsonl
 from tests.conftest import REPO
 
 TINY = ["model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from editbench.config import compose
+from editbench.io import read_jsonl
 from editbench.report import PRE_EDIT, collect, main, paper_table
 from editbench.runner import run
-from editbench.sinks import read_jsonl
 
 CONCEPTS = "ConceptEdit-Inter: concepts (ConceptEdit schema, not the original data)"
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from editbench.config import compose
-from editbench.runner import eval_steps, run
-from editbench.sinks import read_jsonl
+from editbench.io import read_jsonl
+from editbench.loop.plan import eval_steps
+from editbench.runner import run
 from tests.conftest import REPO
 
 

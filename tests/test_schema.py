@@ -139,7 +139,7 @@ def test_layers_are_checked_against_the_models_depth_before_loading():
 
 
 def test_the_loaded_models_depth_is_checked_before_any_edit(tiny):
-    from editbench.runner import check_loaded
+    from editbench.build import check_loaded
 
     check_loaded(compose(BASE), tiny)
     with pytest.raises(ConfigError, match="model.n_layers=5 but tiny-llama has 4 layers"):

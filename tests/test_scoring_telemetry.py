@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from editbench.data.records import EditRequest
+from editbench.numerics import matrix_stats
 from editbench.scoring import Scored, Scorer, agreement, score_answer
-from editbench.telemetry import matrix_stats
 
 
 def _log_probs(argmaxes: list[int], vocab: int = 6) -> torch.Tensor:

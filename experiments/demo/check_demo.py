@@ -32,7 +32,7 @@ from editbench.data import load_requests  # noqa: E402
 from editbench.demo import EDIT_FILE, demo_dir  # noqa: E402
 from editbench.locate.forward import logits_at  # noqa: E402
 from editbench.locate.prompts import encode, pad_id, pad_right, target_ids  # noqa: E402
-from editbench.models import load_model  # noqa: E402
+from editbench.models.loading import load_model  # noqa: E402
 
 # Outside CounterFact's case_ids (0..21918), so a demo record can never be taken for a real one.
 CASE_ID_BASE = 100_000

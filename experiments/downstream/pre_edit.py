@@ -11,8 +11,8 @@ import torch
 
 from editbench.config import compose
 from editbench.data import resolve_data_dir
-from editbench.models import load_model
-from editbench.runner import downstream_scores
+from editbench.loop.downstream import downstream_scores
+from editbench.models.loading import load_model
 
 cfg = compose(["model=smollm2-135m", "downstream=usual", *sys.argv[1:]])
 torch.set_num_threads(int(cfg.threads or 1))

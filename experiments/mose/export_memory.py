@@ -28,9 +28,9 @@ import torch
 
 from editbench.api import load
 from editbench.build import context_templates
+from editbench.io import save_tensors
 from editbench.locate.context import EditContext
 from editbench.locate.reads import layer_keys
-from editbench.sinks import save_tensors
 
 
 def export(layer: int, n_keys: int, out: Path, model: str = "smollm2-135m", allow_compute: bool = False,

@@ -28,7 +28,7 @@ from editbench.config import compose
 from editbench.data import load_requests, resolve_data_dir
 from editbench.locate.context import EditContext
 from editbench.methods import build_editor
-from editbench.models import load_model
+from editbench.models.loading import load_model
 
 RULES = {
     "before": ["method.selection_optimizer=adam", "method.selection_steps=5"],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from editbench.sinks import read_jsonl
+from editbench.io import read_jsonl
 
 
 def count_reflections(run_dir: Path) -> dict[str, object]:

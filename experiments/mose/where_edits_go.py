@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from editbench.sinks import read_jsonl
+from editbench.io import read_jsonl
 
 GEOMETRY = ("output_norm", "change_norm", "change_along_output", "change_across_output", "norm_gap",
             "realised_norm", "realised_along_change", "miss_after")

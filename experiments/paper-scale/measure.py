@@ -71,8 +71,8 @@ def c0_warmup(overrides: list[str], methods: list[list[str]], alphaedit: list[st
     from editbench.build import second_moments
     from editbench.config import compose
     from editbench.data import resolve_data_dir
-    from editbench.models import load_model
-    from editbench.runner import peak_device_mib, peak_rss_mib
+    from editbench.models.loading import load_model
+    from editbench.timing import peak_device_mib, peak_rss_mib
 
     cfg = compose(overrides)
     t0 = time.perf_counter()
@@ -107,9 +107,9 @@ def seed_projectors(cfg, lm, stats) -> list[dict]:
     this CPU, see the kernels table): the range of C0 by a randomized range finder (m²·r), the
     eigenpairs of Qᵀ C0 Q (r×r), P = I − U_big U_bigᵀ. Exact when rank C0 <= r: the directions
     outside the range have eigenvalue 0 < τ. Written where AlphaEdit's cache looks for it."""
+    from editbench.io import save_tensors
     from editbench.locate.context import EditContext
     from editbench.methods import build_editor
-    from editbench.sinks import save_tensors
 
     ctx = EditContext(lm.model, lm.tokenizer, lm.spec, [["{}"]], stats)
     editor = build_editor("alphaedit", ctx, cfg.method)
@@ -140,9 +140,9 @@ def method_cells(overrides: list[str], single: int, batch: int, threads: int | N
     if threads:
         torch.set_num_threads(threads)
     from editbench.api import Session
-    from editbench.runner import peak_device_mib, peak_rss_mib, phase_split
+    from editbench.loop.step import phase_split
     from editbench.telemetry import Telemetry
-    from editbench.timing import clock, take
+    from editbench.timing import clock, peak_device_mib, peak_rss_mib, take
 
     t0 = clock()
     session = Session(overrides)

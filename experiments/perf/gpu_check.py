@@ -12,7 +12,7 @@ sys.path[:0] = ["src", "."]
 from editbench.bench import value_variant  # noqa: E402
 from editbench.data.records import EditRequest  # noqa: E402
 from editbench.locate.values import ValueParams  # noqa: E402
-from editbench.models import load_model  # noqa: E402
+from editbench.models.loading import load_model  # noqa: E402
 from tests.conftest import tiny_cfg  # noqa: E402
 
 REQS = [EditRequest("0", "The capital of {} is", "France", "Berlin", "Paris"),

@@ -39,7 +39,7 @@ from editbench.data import load_requests, requests_from_records, resolve_data_di
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor
 from editbench.errors import ConfigError
-from editbench.models import load_model
+from editbench.models.loading import load_model
 from editbench.scoring import Scorer
 from editbench.telemetry import Telemetry
 

@@ -84,7 +84,7 @@ def matmul_rates(device: str, dtype: torch.dtype, d: int, ffn: int, tokens: int 
 
 def split_run(run_dir: Path) -> dict:
     """Per-edit seconds by phase of a finished run, from its steps.jsonl and summary.json."""
-    from editbench.sinks import read_jsonl
+    from editbench.io import read_jsonl
 
     run_dir = Path(run_dir)
     steps = [s for s in read_jsonl(run_dir / "steps.jsonl") if isinstance(s.get("step"), int)]
@@ -157,7 +157,7 @@ def value_variant(lm, requests, templates, layer: int, site: str, params, *, pre
     from editbench.locate.values import optimize_values
 
     def once(reqs):
-        return optimize_values(lm.model, lm.tokenizer, lm.spec, reqs, templates, layer, site, params,
+        return optimize_values(lm, reqs, templates, layer, site, params,
                                fast=prefix, full_head=not head_at_positions)
 
     with weight_gradients(lm.model, not frozen):
@@ -194,8 +194,8 @@ def bench_values(overrides: list[str], n_requests: int, steps: int, threads: int
     from editbench.data import load_requests, resolve_data_dir
     from editbench.locate.templates import flat, generate_context_templates
     from editbench.locate.values import ValueParams
-    from editbench.models import load_model
-    from editbench.runner import peak_rss_mib
+    from editbench.models.loading import load_model
+    from editbench.timing import peak_rss_mib
 
     cfg = compose(overrides)
     lm = load_model(cfg.model)

@@ -26,7 +26,7 @@ from editbench.locate.context import EditContext
 from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.locate.templates import generate_context_templates
 from editbench.methods import build_editor
-from editbench.models import LoadedModel
+from editbench.models.loading import LoadedModel
 from editbench.scoring import Scorer
 
 SUMMARY_METRICS = ("reliability", "generalization", "locality", "es", "ps", "ns")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from editbench import schema
 from editbench.errors import ConfigError
-from editbench.sinks import read_jsonl, save_tensors, write_jsonl
+from editbench.io import read_jsonl, save_tensors, write_jsonl
 
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "run_config.yaml"

@@ -30,9 +30,10 @@ from editbench.build import build_method, second_moments
 from editbench.config import compose
 from editbench.data import resolve_data_dir
 from editbench.errors import ConfigError
-from editbench.models import load_model
-from editbench.runner import downstream_last, downstream_scores
-from editbench.sinks import JsonlSink, write_json
+from editbench.io import write_json
+from editbench.loop.downstream import downstream_last, downstream_scores
+from editbench.models.loading import load_model
+from editbench.sinks import JsonlSink
 
 log = logging.getLogger(__name__)
 RECORDS, LAST = "downstream_posthoc.jsonl", "downstream_posthoc.json"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from editbench.sinks import read_json, read_jsonl
+from editbench.io import read_json, read_jsonl
 
 METRICS = ["reliability", "generalization", "locality", "es", "ps", "ns"]
 SHORT = {"reliability": "Rel.", "generalization": "Gen.", "locality": "Loc.", "es": "ES", "ps": "PS", "ns": "NS"}

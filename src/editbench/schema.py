@@ -187,10 +187,16 @@ class RomeConfig(MethodConfig):
 
 
 @dataclass
-class MemitConfig(MethodConfig):
+class MemitFamilyConfig(MethodConfig):
+    """What every MEMIT-family method shares: the layers and the z* optimisation."""
+
     layers: list[int] = key(layers())
-    mom2_update_weight: float = key(gt(0), warn=warn_far_from_recorded(), doc="λ")
     value: ValueConfig = MISSING
+
+
+@dataclass
+class MemitConfig(MemitFamilyConfig):
+    mom2_update_weight: float = key(gt(0), warn=warn_far_from_recorded(), doc="λ")
 
 
 @dataclass
@@ -211,7 +217,7 @@ class PruneConfig(MemitConfig):
 
 
 @dataclass
-class AlphaEditConfig(MemitConfig):
+class AlphaEditConfig(MemitFamilyConfig):  # no λC0: the null-space projector keeps C0's directions
     nullspace_threshold: float = key(gt(0), doc="τ")
     L2: float = key(gt(0), doc="α")
     solve_dtype: str = key(one_of("float32", "float64"))

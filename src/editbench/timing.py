@@ -9,6 +9,7 @@ the clock, so a phase is charged for the kernels it queued.
 from __future__ import annotations
 
 import functools
+import resource
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -65,3 +66,12 @@ def clock() -> float:
     """perf_counter after the device has finished its queued work."""
     _sync()
     return time.perf_counter()
+
+
+def peak_rss_mib() -> float:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_device_mib() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None

@@ -24,6 +24,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from editbench.cache import cache_root
 from editbench.demo import is_demo_dir
 from editbench.errors import DataError
 
@@ -106,8 +107,6 @@ def online() -> bool:
 
 def cache_dir() -> Path:
     """Where downloaded data files are kept: `$EDITBENCH_CACHE/data`."""
-    from editbench.models import cache_root  # late: keeps `editbench.data` free of torch at import
-
     return cache_root() / "data"
 
 

@@ -25,7 +25,7 @@ from editbench.editors.base import Editor, register
 from editbench.locate.reads import read_at_subject
 from editbench.locate.spread import residual_targets, spread
 from editbench.locate.values import ValueParams, optimize_values
-from editbench.telemetry import singular_values
+from editbench.numerics import singular_values
 
 ROTATIONS = ("orthogonal", "special_orthogonal")
 SELECTION_OPTIMIZERS = ("newton", "adam")
@@ -148,7 +148,7 @@ class Mose(Editor):
         steps = int(self.cfg.selection_steps)
         params = ValueParams(**{**self.values.__dict__, "steps": steps, "optimizer": self.selection_optimizer})
         keys = read_at_subject(ctx, requests, ["{}"], [(layer, "key") for layer in cands])
-        res = optimize_values(ctx.model, ctx.tokenizer, ctx.spec, requests, ["{}"], cands, "mlp_out", params)
+        res = optimize_values(ctx, requests, ["{}"], cands, "mlp_out", params)
         change = res.delta.norm(dim=1)  # the FFN-output change, rows layer-major
         losses = torch.tensor(res.losses, device=change.device)  # (steps, rows); newton returns its best δ
         final = losses[-1] if self.selection_optimizer == "adam" else losses.min(dim=0).values

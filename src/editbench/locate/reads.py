@@ -8,21 +8,8 @@ from editbench.data.records import EditRequest
 from editbench.locate.forward import final_hidden
 from editbench.locate.prompts import encode_with_subject, pad_id, pad_right
 from editbench.locate.templates import flat
-from editbench.locate.trace import Trace
+from editbench.locate.trace import Site, TraceDict, site_module
 from editbench.timing import timed
-
-Site = tuple[int, str]  # (layer, "key" | "residual" | "mlp_out")
-
-
-def _module(ctx, site: Site):
-    layer, kind = site
-    if kind == "key":
-        return ctx.spec.down_proj(ctx.model, layer)
-    if kind == "residual":
-        return ctx.spec.layer(ctx.model, layer)
-    if kind == "mlp_out":
-        return ctx.spec.mlp(ctx.model, layer)
-    raise ValueError(f"unknown site kind {kind!r}")
 
 
 @timed("keys")
@@ -38,15 +25,10 @@ def read_at_subject(ctx, requests: list[EditRequest], templates: list[str], site
     batch = pad_right([e.ids for e in encoded], pad_id(ctx.tokenizer), ctx.device)
     rows = torch.arange(len(encoded), device=ctx.device)
     cols = torch.tensor([e.subject_last for e in encoded], device=ctx.device)
-    traces = {}
-    try:
-        for site in sites:
-            kind = site[1]
-            traces[site] = Trace(_module(ctx, site), retain_input=kind == "key", retain_output=kind != "key")
+    modules = {site: site_module(ctx.spec, ctx.model, *site) for site in sites}
+    with TraceDict(modules, retain_input={s: s[1] == "key" for s in sites},
+                   retain_output={s: s[1] != "key" for s in sites}) as traces:
         final_hidden(ctx.model, batch)
-    finally:
-        for t in traces.values():
-            t.close()
     out = {}
     for site, trace in traces.items():
         hidden = trace.input if site[1] == "key" else trace.output

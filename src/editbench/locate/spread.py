@@ -52,7 +52,7 @@ class LayerTarget:
 
 def residual_targets(ctx, requests: list[EditRequest], top_layer: int, params: ValueParams) -> ValueResult:
     """z*: the desired residual at the top edited layer, over all context templates."""
-    return optimize_values(ctx.model, ctx.tokenizer, ctx.spec, requests, flat(ctx.templates),
+    return optimize_values(ctx, requests, flat(ctx.templates),
                            top_layer, "residual", params)
 
 

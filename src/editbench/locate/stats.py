@@ -9,22 +9,19 @@ reused for another model or setting.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from editbench.cache import TensorCache, digest
 from editbench.data.download import data_file
 from editbench.demo import STATS_FILE, demo_dir, is_demo_dir
 from editbench.errors import DataError
 from editbench.locate.corpus import datasets_text, is_datasets_corpus
-from editbench.locate.trace import StopForward, Trace, stop_after
-from editbench.models import cache_root
-from editbench.sinks import load_tensors, save_tensors
+from editbench.locate.trace import TraceDict
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +98,13 @@ class SecondMoments:
         self.model, self.tokenizer, self.spec = model, tokenizer, spec
         self.fingerprint, self.params, self.data_dir = fingerprint, params, data_dir
         self._memory: dict[int, torch.Tensor] = {}
+        self.cache = TensorCache("stats", "mom2")
         self._corpus_id: str | None = None
 
     def key(self, layer: int) -> str:
         p = self.params
-        desc = json.dumps([self.fingerprint, layer, self.spec.down_proj_template, self.corpus_id,
-                           p.n_tokens, p.max_len, p.dtype])
-        return hashlib.sha256(desc.encode()).hexdigest()[:24]
+        return digest(self.fingerprint, layer, self.spec.down_proj_template, self.corpus_id, p.n_tokens,
+                      p.max_len, p.dtype)
 
     @property
     def corpus_id(self) -> str:
@@ -121,7 +118,7 @@ class SecondMoments:
         return self._corpus_id
 
     def path(self, layer: int) -> Path:
-        return cache_root() / "stats" / f"c0-layer{layer}-{self.key(layer)}.safetensors"
+        return self.cache.path(f"c0-layer{layer}", self.key(layer))
 
     def __call__(self, layer: int) -> torch.Tensor:
         return self.get([layer])[layer]
@@ -132,15 +129,17 @@ class SecondMoments:
         for layer in layers:
             if layer in self._memory:
                 continue
-            path = self.path(layer)
-            if path.is_file():  # straight onto the layer's device: no host copy when the model is on a GPU
-                self._memory[layer] = load_tensors(path, self.device(layer))["mom2"].double()
+            # straight onto the layer's device: no host copy when the model is on a GPU
+            cached = self.cache.load(f"c0-layer{layer}", self.key(layer), self.device(layer))
+            if cached is not None:
+                self._memory[layer] = cached.double()
             else:
                 missing.append(layer)
         if missing:
             for layer, c0 in self._compute(missing).items():
                 self._memory[layer] = c0
-                save_tensors({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+                self.cache.save(f"c0-layer{layer}", self.key(layer), c0,
+                                {"key": self.key(layer), "corpus": self.corpus_id})
         return {layer: self._memory[layer] for layer in layers}
 
     def prepare(self, layers: list[int]) -> None:
@@ -149,7 +148,8 @@ class SecondMoments:
         missing = [layer for layer in layers if layer not in self._memory and not self.path(layer).is_file()]
         if missing:
             for layer, c0 in self._compute(missing).items():
-                save_tensors({"mom2": c0}, self.path(layer), {"key": self.key(layer), "corpus": self.corpus_id})
+                self.cache.save(f"c0-layer{layer}", self.key(layer), c0,
+                                {"key": self.key(layer), "corpus": self.corpus_id})
 
     def release(self, layer: int) -> None:
         """Drop `layer`'s C0 from memory (read again from the cache if asked for later)."""
@@ -172,22 +172,19 @@ class SecondMoments:
         m = self.spec.ffn_size
         sums = {layer: torch.zeros(m, m, dtype=torch.float64, device=device) for layer in layers}
         count = 0
-        traces = {layer: Trace(self.spec.down_proj(self.model, layer), retain_input=True) for layer in layers}
-        try:
-            bs = self.params.batch_size
-            for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
-                batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
-                with contextlib.suppress(StopForward), stop_after(self.spec.down_proj(self.model, max(layers))):
-                    self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                          use_cache=False)
-                mask = batch.attention_mask.bool()
-                count += int(mask.sum())
-                for layer, trace in traces.items():
-                    keys = trace.input[mask].to(dtype)
-                    sums[layer] += (keys.T @ keys).double()
-        finally:
-            for t in traces.values():
-                t.close()
+        # the highest layer last: the forward stops after it (C0 of layer l needs nothing above l)
+        modules = {layer: self.spec.down_proj(self.model, layer) for layer in sorted(layers)}
+        bs = self.params.batch_size
+        for start in tqdm(range(0, len(windows), bs), desc=f"C0 for layers {layers}", leave=False):
+            batch = pad_right(windows[start : start + bs], pad_id(self.tokenizer), device)
+            with TraceDict(modules, retain_input=True, stop=True) as traces:
+                self.model.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                      use_cache=False)
+            mask = batch.attention_mask.bool()
+            count += int(mask.sum())
+            for layer, trace in traces.items():
+                keys = trace.input[mask].to(dtype)
+                sums[layer] += (keys.T @ keys).double()
         if count == 0:
             raise DataError(f"statistics corpus {self.params.corpus!r} gave no tokens")
         log.info("C0 for layers %s from %d tokens", layers, count)

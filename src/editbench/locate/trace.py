@@ -7,7 +7,7 @@ reads keys (inputs of the edited projection) and patches hidden states through t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -63,14 +63,46 @@ class Trace(contextlib.AbstractContextManager):
 
 
 class TraceDict(contextlib.ExitStack):
-    """Several Traces at once, indexed by name."""
+    """Several Traces at once, indexed by name: every read and patch of a forward pass goes through it.
 
-    def __init__(self, modules: dict[str, nn.Module], **trace_kwargs) -> None:
+    Each Trace keyword is one value for all modules or a mapping name -> value (e.g. retain_input
+    for the key sites only, one edit_output per site). `stop=True` ends the forward pass right after
+    the last module of `modules` has run (its trace read first): the `with` block is left there,
+    quietly, so the forward call must be the block's last statement.
+    """
+
+    def __init__(self, modules: Mapping[object, nn.Module], *, stop: bool = False, **trace_kwargs) -> None:
         super().__init__()
-        self.traces = {name: self.enter_context(Trace(m, **trace_kwargs)) for name, m in modules.items()}
+        if stop:  # entered first, so it leaves last and catches the StopForward raised inside the block
+            self.enter_context(contextlib.suppress(StopForward))
 
-    def __getitem__(self, name: str) -> Trace:
+        def kwargs_of(name: object) -> dict:
+            return {k: v[name] if isinstance(v, Mapping) else v for k, v in trace_kwargs.items()}
+
+        self.traces = {name: self.enter_context(Trace(m, **kwargs_of(name))) for name, m in modules.items()}
+        if stop and modules:
+            self.enter_context(stop_after(list(modules.values())[-1]))
+
+    def __getitem__(self, name: object) -> Trace:
         return self.traces[name]
+
+    def items(self):
+        return self.traces.items()
+
+
+Site = tuple[int, str]  # (layer, "key" | "residual" | "mlp_out")
+
+
+def site_module(spec, model: nn.Module, layer: int, kind: str) -> nn.Module:
+    """The module read or patched at a site: "key" the edited down projection (its input is the key),
+    "residual" the decoder block (its output), "mlp_out" the MLP (its output)."""
+    if kind == "key":
+        return spec.down_proj(model, layer)
+    if kind == "residual":
+        return spec.layer(model, layer)
+    if kind == "mlp_out":
+        return spec.mlp(model, layer)
+    raise ValueError(f"unknown site kind {kind!r}; use 'key', 'residual' or 'mlp_out'")
 
 
 def add_at_positions(

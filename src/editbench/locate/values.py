@@ -24,7 +24,6 @@ and KL positions; all prompts of all requests share one forward; no weight gradi
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -34,7 +33,7 @@ import torch.nn.functional as F
 from editbench.data.records import EditRequest
 from editbench.locate.forward import final_hidden, head_logits
 from editbench.locate.prompts import Batch, encode_with_subject, pad_both, pad_id, target_ids
-from editbench.locate.trace import Trace, add_at_positions, frozen_prefix
+from editbench.locate.trace import TraceDict, add_at_positions, frozen_prefix, site_module
 from editbench.timing import timed
 
 KL_PROMPT = "{} is a"
@@ -135,14 +134,6 @@ def build_prompts(tokenizer, requests: list[EditRequest], templates: list[str], 
     )
 
 
-def _site_module(spec, model, layer: int, site: str):
-    if site == "residual":
-        return spec.layer(model, layer)
-    if site == "mlp_out":
-        return spec.mlp(model, layer)
-    raise ValueError(f"unknown value site {site!r}; use 'residual' or 'mlp_out'")
-
-
 def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tensor | None = None,
                   full_head: bool = False):
     """Per-request NLL (mean over each prompt's target tokens, then over the request's prompts)
@@ -174,9 +165,7 @@ def target_losses(model, hidden, pr: RewritePrompts, n: int, log_p0: torch.Tenso
 
 @timed("values")
 def optimize_values(
-    model,
-    tokenizer,
-    spec,
+    ctx,
     requests: list[EditRequest],
     templates: list[str],
     layer: int | Sequence[int],
@@ -187,6 +176,8 @@ def optimize_values(
     full_head: bool = False,
 ) -> ValueResult:
     """Optimise one δ per request at (layer, site); return v* = h0 + δ for each.
+
+    `ctx` is anything with the model, its tokenizer and its ModelSpec (an EditContext, a LoadedModel).
 
     `layer` may be a list of L layers: then every request is optimised independently at each
     of them in the same forward passes (MOSE's layer scores), and the result's rows are
@@ -200,12 +191,15 @@ def optimize_values(
     layers and requests is nearly free. `fast=False, full_head=True` is the straightforward
     implementation (full forward, full-vocabulary logits), kept as the reference.
     """
+    model, spec = ctx.model, ctx.spec
+    if site not in ("residual", "mlp_out"):
+        raise ValueError(f"unknown value site {site!r}; use 'residual' or 'mlp_out'")
     device = next(model.parameters()).device
     layers = [layer] if isinstance(layer, int) else [int(x) for x in layer]
     n_req = len(requests)
     n = n_req * len(layers)
-    pr = build_prompts(tokenizer, [r for _ in layers for r in requests], templates, device, align=fast)
-    sites = [_site_module(spec, model, lay, site) for lay in layers]
+    pr = build_prompts(ctx.tokenizer, [r for _ in layers for r in requests], templates, device, align=fast)
+    sites = {j: site_module(spec, model, lay, site) for j, lay in enumerate(layers)}
     # rows of each layer's copies of the prompts
     site_rows = [(pr.delta_owner // n_req) == j for j in range(len(layers))]
     prefix_end = min(layers) if site == "residual" else min(layers) - 1  # last layer strictly below every δ
@@ -213,14 +207,10 @@ def optimize_values(
     cache = _new_cache(model, spec) if fast else None
 
     with torch.no_grad():
-        traces = [Trace(m, retain_output=True) for m in sites]
-        below = Trace(prefix_layers[-1], retain_output=True) if prefix_layers else None
-        try:
+        with TraceDict({**sites, **({"below": prefix_layers[-1]} if prefix_layers else {})},
+                       retain_output=True) as traces:
             hidden0 = final_hidden(model, pr.batch, cache=cache)
-        finally:
-            for tr in [*traces, below]:
-                if tr is not None:
-                    tr.close()
+        below = traces["below"] if prefix_layers else None
         first_prompt = torch.arange(n, device=device) * len(templates)  # each δ's bare prompt
         h0 = torch.stack([traces[int(o) // n_req].output[pr.delta_rows[p], pr.delta_cols[p]]
                           for o, p in enumerate(first_prompt.tolist())]).float()
@@ -250,10 +240,8 @@ def optimize_values(
     step = 0
     for step in range(params.steps):
         delta.grad = None
-        with contextlib.ExitStack() as stack:
-            for module, rows in zip(sites, site_rows, strict=True):
-                stack.enter_context(Trace(module, edit_output=inserter(rows)))
-            stack.enter_context(frozen_prefix(prefix_layers, cached_below))
+        with (TraceDict(sites, edit_output={j: inserter(rows) for j, rows in enumerate(site_rows)}),
+              frozen_prefix(prefix_layers, cached_below)):
             hidden = final_hidden(model, step_prompts.batch, cache=cache)
         if cache is not None:
             _restore(cache, prefix_kv)

@@ -64,7 +64,7 @@ def load_shape(name: str, cfg: Mapping, dtype: torch.dtype, device: str) -> tupl
     """(model, tokenizer, description) of shape `name` with seeded random weights, built in `dtype`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from editbench.models import tiny_tokenizer
+    from editbench.models.tiny import tiny_tokenizer
 
     tok_dir = cfg.get("tokenizer")
     tok = AutoTokenizer.from_pretrained(str(tok_dir), local_files_only=True) if tok_dir else tiny_tokenizer(add_bos=True)
