@@ -107,7 +107,7 @@ def seed_projectors(cfg, lm, stats) -> list[dict]:
     this CPU, see the kernels table): the range of C0 by a randomized range finder (m²·r), the
     eigenpairs of Qᵀ C0 Q (r×r), P = I − U_big U_bigᵀ. Exact when rank C0 <= r: the directions
     outside the range have eigenvalue 0 < τ. Written where AlphaEdit's cache looks for it."""
-    from editbench.io import save_tensors
+    from baselines.alphaedit import PROJECTORS
     from editbench.locate.context import EditContext
     from editbench.methods import build_editor
 
@@ -116,8 +116,8 @@ def seed_projectors(cfg, lm, stats) -> list[dict]:
     rank = int(cfg.stats.n_tokens) + 64
     out = []
     for layer in editor.layers:
-        path = editor.projector_path(layer)
-        if path.is_file():
+        stem, key = f"P-layer{layer}", editor.projector_key(layer)
+        if PROJECTORS.path(stem, key).is_file():
             continue
         t0 = time.perf_counter()
         C0 = stats(layer)
@@ -127,8 +127,8 @@ def seed_projectors(cfg, lm, stats) -> list[dict]:
         S, V = torch.linalg.eigh(Q.T @ C0 @ Q)
         big = Q @ V[:, S >= editor.threshold]
         P = torch.eye(m, dtype=torch.float64, device=C0.device) - big @ big.T
-        save_tensors({"P": P.float()}, path, {"threshold": repr(editor.threshold), "stats_key": stats.key(layer),
-                                              "route": f"low-rank r={rank} (experiments/paper-scale/measure.py)"})
+        PROJECTORS.save(stem, key, P.float(), {"threshold": repr(editor.threshold), "stats_key": stats.key(layer),
+                                               "route": f"low-rank r={rank} (experiments/paper-scale/measure.py)"})
         out.append({"layer": layer, "kept": int(big.shape[1]), "seconds": time.perf_counter() - t0})
         stats._memory.clear()
     return out

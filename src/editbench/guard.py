@@ -35,6 +35,9 @@ HINTS = {
 class GuardParams:
     enabled: bool = True
     residual_growth: float = 1.0  # after-spread ‖z* − z‖ > this × before-spread: spread_residual_grew
+    # ... and above this absolute size: a z* the model already met (‖z* − z‖ ≈ 1e-5, the value
+    # optimisation stopped at once) "grows" by rounding, which is no failure of the spread
+    residual_floor: float = 1e-3
     value_loss_factor: float = 10.0  # final value loss > this × early_stop: value_loss_high
     max_update_ratio: float = 0.5  # ‖ΔW‖_F / ‖W‖_F of one step above this: update_too_large
     min_locality: float = 0.5  # mean locality of a scoring below this: locality_collapsed
@@ -71,7 +74,7 @@ def step_warnings(record: Mapping, update_ratios: Mapping[int, float], params: G
         if isinstance(z_res, list) and len(z_res) >= 2:
             before, after = _floats(z_res[0]), _floats(z_res[-1])
             for r, (b, a) in enumerate(zip(before, after, strict=True)):
-                if a > params.residual_growth * b:
+                if a > params.residual_growth * b and a > params.residual_floor:
                     out.append({"code": "spread_residual_grew", "request": r, "before": b, "after": a,
                                 "threshold": params.residual_growth})
         final, initial = node.get("v_loss_final", node.get("loss_final")), node.get("v_loss_initial",

@@ -312,6 +312,7 @@ class GuardConfig:
 
     enabled: bool = key()
     residual_growth: float = key(gt(0), doc="after-spread residual / before-spread residual that warns")
+    residual_floor: float = key(ge(0), doc="after-spread residual below which spread_residual_grew never warns")
     value_loss_factor: float = key(gt(0), doc="final value loss / early_stop that warns")
     max_update_ratio: float = key(gt(0), doc="one step's ‖ΔW‖_F / ‖W‖_F that warns")
     min_locality: float = key(ratio(), default=0.5, doc="mean locality of a scoring below which it warns")
