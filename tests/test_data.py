@@ -29,7 +29,7 @@ FULL = {"counterfact": 10_000, "enriched": 239, "rome": 500, "zsre": 1_037, "con
         "zsre_first": ("When was the inception of {}?", "2011"),
         "concept_first": ("dog", "The term dog refers to", "a domesticated carnivorous mammal", "Animal"),
         "train_first": "2", "val_first": "10"}
-SMALL = {"counterfact": 8, "enriched": 3, "rome": 4, "zsre": 6, "concepts": 3,
+SMALL = {"counterfact": 8, "enriched": 3, "rome": 4, "zsre": 6, "concepts": 4,
          "cf_first": ("0", "Brazil", "The official language of {} is", "German", "Portuguese",
                       "In Brazil, most people speak", "The official language of Mozambique is", "Portuguese"),
          "rome_first": ("1", "{} is located in the continent of", "Kenya", "Asia", "Africa", "P30"),
