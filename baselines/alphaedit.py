@@ -59,7 +59,7 @@ class AlphaEdit(Memit):
                         for layer in self.layers}
 
     def layer_device(self, layer: int) -> torch.device:
-        return self.ctx.spec.down_proj(self.ctx.model, layer).weight.device
+        return self.ctx.spec.weight_device(self.ctx.model, layer)
 
     def c0_weight(self, cfg) -> None:
         return None

@@ -117,8 +117,7 @@ class Session:
         self._templates: dict[str, list[list[str]]] = {}
         self._scorer: Scorer | None = None
         self._tracked: dict[str, EditRequest] = {}
-        self._telemetry = Telemetry(self.lm.spec, self.lm.model, self.originals,
-                                    spectra=self.cfg.get("telemetry_spectra", "exact") == "exact")
+        self._telemetry = Telemetry.from_cfg(self.cfg, self.lm.spec, self.lm.model, self.originals)
         self._edited = False
 
     @property

@@ -64,7 +64,7 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def _unclean(x: Any) -> Any:
-    """The inverse of _clean: the strings it wrote for non-finite floats become floats again."""
+    """The inverse of json_safe: the strings it wrote for non-finite floats become floats again."""
     if isinstance(x, str):
         return _NON_FINITE.get(x, x)
     if isinstance(x, dict):

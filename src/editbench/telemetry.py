@@ -26,6 +26,11 @@ class Telemetry:
     and minutes on a CPU, more than the edit itself at paper scale (experiments/paper-scale/).
     """
 
+    @classmethod
+    def from_cfg(cls, cfg, spec, model, originals: dict[int, torch.Tensor]) -> Telemetry:
+        """The run's telemetry as the config asks (`telemetry_spectra`: exact | off)."""
+        return cls(spec, model, originals, spectra=cfg.telemetry_spectra == "exact")
+
     def __init__(self, spec, model, originals: dict[int, torch.Tensor], spectra: bool = True) -> None:
         self.spec, self.model, self.originals, self.spectra = spec, model, originals, spectra
         self._sv0: dict[int, torch.Tensor] = {}

@@ -136,10 +136,7 @@ class SecondMoments:
             else:
                 missing.append(layer)
         if missing:
-            for layer, c0 in self._compute(missing).items():
-                self._memory[layer] = c0
-                self.cache.save(f"c0-layer{layer}", self.key(layer), c0,
-                                {"key": self.key(layer), "corpus": self.corpus_id})
+            self._memory.update(self._compute_and_save(missing))
         return {layer: self._memory[layer] for layer in layers}
 
     def prepare(self, layers: list[int]) -> None:
@@ -147,9 +144,14 @@ class SecondMoments:
         reads each C0 when it first needs it (at d_ff 14336 every C0 held is 1.6 GB of float64)."""
         missing = [layer for layer in layers if layer not in self._memory and not self.path(layer).is_file()]
         if missing:
-            for layer, c0 in self._compute(missing).items():
-                self.cache.save(f"c0-layer{layer}", self.key(layer), c0,
-                                {"key": self.key(layer), "corpus": self.corpus_id})
+            self._compute_and_save(missing)
+
+    def _compute_and_save(self, layers: list[int]) -> dict[int, torch.Tensor]:
+        """C0 of these layers in one pass over the corpus, each written to the keyed cache."""
+        computed = self._compute(layers)
+        for layer, c0 in computed.items():
+            self.cache.save(f"c0-layer{layer}", self.key(layer), c0, {"key": self.key(layer), "corpus": self.corpus_id})
+        return computed
 
     def release(self, layer: int) -> None:
         """Drop `layer`'s C0 from memory (read again from the cache if asked for later)."""
@@ -157,7 +159,7 @@ class SecondMoments:
 
     def device(self, layer: int) -> torch.device:
         """Where C0 of `layer` lives: with the edited matrix (the editors' solves run there)."""
-        return self.spec.down_proj(self.model, layer).weight.device
+        return self.spec.weight_device(self.model, layer)
 
     @torch.no_grad()
     def _compute(self, layers: list[int]) -> dict[int, torch.Tensor]:

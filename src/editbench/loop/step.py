@@ -16,8 +16,7 @@ from editbench.timing import clock, take
 class Stepper:
     def __init__(self, cfg: DictConfig, editor: Editor, lm: LoadedModel, num_steps: int) -> None:
         self.editor, self.num_steps = editor, num_steps
-        self.telemetry = Telemetry(lm.spec, lm.model, editor.ctx.originals,
-                                   spectra=cfg.get("telemetry_spectra", "exact") == "exact")
+        self.telemetry = Telemetry.from_cfg(cfg, lm.spec, lm.model, editor.ctx.originals)
         self.guard = Guard(cfg.get("guard"), cfg.method)
         self.every = max(int(cfg.telemetry_every), 1)
 

@@ -77,6 +77,10 @@ class ModelSpec:
         eps = getattr(norm, "variance_epsilon", 1e-6) if eps is None else eps
         return norm.weight.detach().to(torch.float64) + self.mlp_norm_gain_offset, float(eps)
 
+    def weight_device(self, model: nn.Module, l: int) -> torch.device:
+        """Where layer l's edited matrix lives (its statistics and solver state live there too)."""
+        return self.down_proj(model, l).weight.device
+
     def weight_name(self, l: int) -> str:
         return self.down_proj_template.format(l) + ".weight"
 
