@@ -267,6 +267,31 @@ def test_mose_oft_keeps_each_block_in_the_released_ball(tiny, mode):
             tiny.spec.set_weight(tiny.model, layer, before[layer])
 
 
+def test_mose_oft_update_ratio_is_the_step_not_the_reset_to_w0(tiny):
+    """Each step resets the layers to W0 to train; the guard's ratio is ‖W_after − W_before‖ / ‖W_before‖."""
+    from editbench.data.records import EditRequest
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]])
+    cfg = OmegaConf.create({"name": "mose_oft", "layers": [1], "n_blocks": 4, "coft_eps": 1.0e-2, "lr": 0.05,
+                            "weight_decay": 0.0, "steps": 3, "on_nonfinite": "skip"})
+    editor = build_editor("mose_oft", ctx, cfg)
+    W0 = tiny.spec.get_weight(tiny.model, 1).clone()
+    reqs = [EditRequest(case_id=str(i), prompt="{} is located in", subject=s, target_new=" Rome", target_true="x")
+            for i, s in enumerate(["Paris", "Berlin"])]
+    try:
+        editor.edit(reqs[:1])
+        editor.take_update_ratios()
+        before = tiny.spec.get_weight(tiny.model, 1).double()
+        editor.edit(reqs[1:])
+        after = tiny.spec.get_weight(tiny.model, 1).double()
+        step = float(torch.linalg.matrix_norm(after - before) / torch.linalg.matrix_norm(before))
+        cumulative = float(torch.linalg.matrix_norm(before - W0.double()) / torch.linalg.matrix_norm(before))
+        assert 0 < step and step != pytest.approx(cumulative, rel=1e-2)  # the old bookkeeping took the larger
+        assert editor.take_update_ratios()[1] == pytest.approx(step, rel=1e-6)
+    finally:
+        tiny.spec.set_weight(tiny.model, 1, W0)
+
+
 def test_mose_oft_non_finite_update_is_refused_by_the_guard(tiny):
     from editbench.data.records import EditRequest
 

@@ -82,3 +82,23 @@ def test_telemetry_smallest_nonzero_singular_value_of_rank_deficient_matrix():
     sv = np.linalg.svd(W, compute_uv=False)
     assert stats["sigma_min"] == pytest.approx(sv[2])
     assert stats["cond"] == pytest.approx(sv[0] / sv[2])
+
+
+@pytest.mark.parametrize("rows", [1, 5, 1024])
+def test_blockwise_norms_and_update_ratio_equal_numpy(rows):
+    """Row blocks (no float64 copy of an 8B-width matrix) give the whole-matrix float64 numbers."""
+    from editbench.numerics import checked_update_ratio, norm_stats
+
+    rng = np.random.default_rng(2)
+    W0 = rng.standard_normal((13, 7)).astype(np.float32)
+    W = W0 + 0.3 * rng.standard_normal((13, 7))
+    stats = norm_stats(torch.tensor(W), torch.tensor(W0), rows=rows)
+    assert stats["fro"] == pytest.approx(np.linalg.norm(W), rel=1e-12)
+    assert stats["fro0"] == pytest.approx(np.linalg.norm(W0.astype(np.float64)), rel=1e-12)
+    assert stats["delta_fro"] == pytest.approx(np.linalg.norm(W - W0), rel=1e-12)
+    ratio = checked_update_ratio(torch.tensor(W), torch.tensor(W0), torch.bfloat16, rows=rows)
+    assert ratio == pytest.approx(np.linalg.norm(W - W0) / np.linalg.norm(W0.astype(np.float64)), rel=1e-12)
+    overflow = torch.tensor(W)
+    overflow[-1, 0] = 1e39  # finite in float64, infinite once written as bfloat16
+    assert checked_update_ratio(overflow, torch.tensor(W0), torch.bfloat16, rows=rows) is None
+    assert checked_update_ratio(overflow, torch.tensor(W0), torch.float64, rows=rows) is not None

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from editbench.numerics import matrix_stats, singular_values, smallest_nonzero
-
-
-def norm_stats(W: torch.Tensor, W0: torch.Tensor) -> dict:
-    """The O(d·m) part of matrix_stats: Frobenius norms of W, W0 and W − W0 (no SVD)."""
-    W, W0 = W.detach().to(torch.float64), W0.detach().to(torch.float64)
-    return {"fro": float(torch.linalg.matrix_norm(W)), "delta_fro": float(torch.linalg.matrix_norm(W - W0)),
-            "fro0": float(torch.linalg.matrix_norm(W0))}
+from editbench.numerics import matrix_stats, norm_stats, singular_values, smallest_nonzero
 
 
 class Telemetry:

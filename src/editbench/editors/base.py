@@ -18,6 +18,7 @@ import torch
 from editbench.data.records import EditRequest
 from editbench.errors import NumericalError
 from editbench.locate.context import EditContext
+from editbench.numerics import checked_update_ratio
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +85,25 @@ class Editor:
             self.ctx.originals[layer] = self.ctx.spec.get_weight(self.ctx.model, layer).clone()
         return self.ctx.originals[layer].to(torch.float64)
 
-    def write_weight(self, layer: int, new: torch.Tensor) -> bool:
-        """Set layer's matrix to `new` unless it (or its cast to the model dtype) is non-finite."""
+    def write_weight(self, layer: int, new: torch.Tensor, *, since: torch.Tensor | None = None,
+                     record: bool = True) -> bool:
+        """Set layer's matrix to `new` unless it (or its cast to the model dtype) is non-finite.
+
+        The update ratio ‖new − since‖_F / ‖since‖_F goes to the guard (`since`: the matrix as it stands
+        unless the caller measures its step from elsewhere); `record=False` for a write that is not an
+        update of the step (mose_oft's reset to W0 before it trains).
+        """
         self.original(layer)
-        dtype = self.ctx.spec.get_weight(self.ctx.model, layer).dtype
-        if not torch.isfinite(new).all() or not torch.isfinite(new.to(dtype)).all():
+        current = self.ctx.spec.get_weight(self.ctx.model, layer)
+        ratio = checked_update_ratio(new, current if since is None else since, current.dtype)
+        if ratio is None:
             msg = f"{self.name}: non-finite update for layer {layer} rejected; weights unchanged"
             if self.on_nonfinite == "abort":
                 raise NumericalError(msg + " (on_nonfinite=abort)")
             log.warning(msg)
             self.rejected.append(layer)
             return False
-        old = self.ctx.spec.get_weight(self.ctx.model, layer).to(torch.float64)
-        ratio = float(torch.linalg.matrix_norm(new.to(old) - old) / torch.linalg.matrix_norm(old).clamp_min(1e-300))
-        self.update_ratios[layer] = max(ratio, self.update_ratios.get(layer, 0.0))
+        if record:
+            self.update_ratios[layer] = max(ratio, self.update_ratios.get(layer, 0.0))
         self.ctx.spec.set_weight(self.ctx.model, layer, new)
         return True

@@ -67,11 +67,7 @@ class MoseOft(Editor):
         b = m // self.n_blocks
         # COFT radius ε·(m/r)²/√r, per block (released oft_main.py) or for the stack (variant)
         self.radius = float(cfg.coft_eps) * b**2 / math.sqrt(self.n_blocks)
-        self.projection = str(cfg.get("coft_projection", "per_block"))
-        if self.projection not in COFT_PROJECTIONS:
-            from editbench.errors import ConfigError
-
-            raise ConfigError(f"method.coft_projection={self.projection!r}; use {' or '.join(COFT_PROJECTIONS)}")
+        self.projection = str(cfg.get("coft_projection", "per_block"))  # checked by the schema (one_of)
         self.R = {layer: torch.zeros(self.n_blocks, b, b, device=ctx.device) for layer in self.layers}
 
     def _project(self, R: torch.Tensor) -> None:
@@ -80,8 +76,10 @@ class MoseOft(Editor):
     def edit(self, requests: list[EditRequest]) -> dict:
         ctx, cfg = self.ctx, self.cfg
         originals = {layer: self.original(layer) for layer in self.layers}
+        # the step's update is measured from the weight before it (W0·blockdiag(Q_prev)ᵀ), not from W0
+        before = {layer: self.ctx.spec.get_weight(ctx.model, layer).clone() for layer in self.layers}
         for layer in self.layers:  # train against W0 with the rotation applied to the keys
-            self.write_weight(layer, originals[layer])  # every write through the guard (issue 26)
+            self.write_weight(layer, originals[layer], record=False)  # every write through the guard (issue 26)
         params = {layer: R.clone().requires_grad_(True) for layer, R in self.R.items()}
 
         def rotate_keys(layer):
@@ -106,11 +104,11 @@ class MoseOft(Editor):
         for layer in self.layers:
             # the hook maps a key row k to k·blockdiag(Q), i.e. the weight acts as W0 · blockdiag(Q)ᵀ
             Q = block_diag(cayley(params[layer].detach().double()))
-            if self.write_weight(layer, originals[layer] @ Q.T):
+            if self.write_weight(layer, originals[layer] @ Q.T, since=before[layer]):
                 self.R[layer] = params[layer].detach()
             else:  # rejected (recorded by the guard): back to the weight of the previous R
                 previous = block_diag(cayley(self.R[layer].double()))
-                self.write_weight(layer, originals[layer] @ previous.T)
+                self.write_weight(layer, originals[layer] @ previous.T, record=False)
             eye = torch.eye(Q.shape[0], dtype=Q.dtype, device=Q.device)
             diag["orthogonality"][str(layer)] = float(torch.linalg.matrix_norm(Q.T @ Q - eye))
         return diag
