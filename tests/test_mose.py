@@ -267,6 +267,26 @@ def test_mose_oft_keeps_each_block_in_the_released_ball(tiny, mode):
             tiny.spec.set_weight(tiny.model, layer, before[layer])
 
 
+def test_cayley_blocks_are_orthogonal_with_several_threads():
+    """SmolLM2's blocks are 384 wide: torch's batched CPU LU breaks there on more than one thread
+    (pytorch/pytorch#142815: an error or wrong pivots); the Cayley map solves block by block."""
+    from editbench.editors.mose_oft import cayley
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        R = 0.01 * torch.randn(4, 384, 384, generator=torch.Generator().manual_seed(0))
+        Q = cayley(R)
+    finally:
+        torch.set_num_threads(threads)
+    eye = torch.eye(384)
+    for q, r in zip(Q, R.double(), strict=True):
+        assert float(torch.linalg.matrix_norm(q.T @ q - eye)) < 1e-4
+        s = 0.5 * (r - r.T)
+        reference = (torch.eye(384, dtype=torch.float64) - s) @ torch.linalg.inv(torch.eye(384, dtype=torch.float64) + s)
+        assert torch.allclose(q.double(), reference, atol=1e-5)
+
+
 def test_mose_oft_update_ratio_is_the_step_not_the_reset_to_w0(tiny):
     """Each step resets the layers to W0 to train; the guard's ratio is ‖W_after − W_before‖ / ‖W_before‖."""
     from editbench.data.records import EditRequest

@@ -25,9 +25,12 @@ from editbench.locate.finetune import minimise_target_nll
 def cayley(R: torch.Tensor) -> torch.Tensor:
     """Blocks (r, b, b) → orthogonal blocks (I − S)(I + S)⁻¹ with S the skew part of R."""
     S = 0.5 * (R - R.transpose(-1, -2))
-    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device).expand_as(S)
-    # (I − S)(I + S)⁻¹ = ((I + S)⁻ᵀ (I − S)ᵀ)ᵀ, a solve instead of an inverse
-    return torch.linalg.solve((eye + S).transpose(-1, -2), (eye - S).transpose(-1, -2)).transpose(-1, -2)
+    eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device)
+    # (I − S)(I + S)⁻¹ = ((I + S)⁻ᵀ (I − S)ᵀ)ᵀ, a solve instead of an inverse; one 2-D solve per block:
+    # torch's *batched* CPU LU runs MKL's getrf on several threads at once for blocks of 256 rows and
+    # more (SmolLM2: b = 384) and returns invalid pivots, i.e. an error or a wrong answer, whenever
+    # torch uses more than one thread (pytorch/pytorch#142815, unfixed in 2.13; fix proposed in #181570).
+    return torch.stack([torch.linalg.solve((eye + s).T, (eye - s).T).T for s in S])
 
 
 def block_diag(blocks: torch.Tensor) -> torch.Tensor:
