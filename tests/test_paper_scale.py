@@ -221,6 +221,14 @@ def test_measurement_runs_every_phase_on_a_tiny_model(tmp_path, run_data, monkey
     steps = report["cells"][0]["cells"]["single"]["steps"][1:]
     assert rows.loc["memit", "s/edit single"] == pytest.approx(sum(sum(s["phases"].values()) for s in steps))
     assert (rows["Table 1 GPU-h per cell"] > 0).all()
+    # --update re-measures one method in place: the other method's cell and C0 stay as they were
+    memit_before = next(c for c in report["cells"] if c["method"] == "memit")
+    measure.main(["--model", "tiny-llama", "--methods", "alphaedit", "--smoke", "--single", "2", "--batch", "3",
+                  "--n-tokens", "300", "--threads", "1", "--low-rank-projector", "--update", "--out", str(out)])
+    updated = __import__("json").loads((out / "report.json").read_text())
+    assert [c["method"] for c in updated["cells"]] == ["memit", "alphaedit"]
+    assert updated["cells"][0] == memit_before and updated["c0"] == report["c0"]
+    assert updated["updates"][0]["methods"] == ["alphaedit"] and "re-measured alphaedit" in (out / "report.md").read_text()
 
 
 def test_kernels_project_by_flop_count():

@@ -268,6 +268,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="MOSE's candidate layers, e.g. 5,7,9 (every candidate and neighbour needs a C0 on disk: "
                         "the paper configs' 23 layers of LLaMA3-8B are 37 GB)")
     p.add_argument("--set", action="append", default=[], help="extra Hydra override")
+    p.add_argument("--update", action="store_true",
+                   help="re-measure only --methods into an existing OUT/report.json, keeping its other cells, C0 and "
+                        "kernels (e.g. a method fixed after the first run); the command is recorded under 'updates'")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -281,12 +284,18 @@ def main(argv: list[str] | None = None) -> None:
               f"stats.n_tokens={args.n_tokens}", *args.set]
     common += [f"model.n_layers={args.n_layers}"] if args.n_layers else []
     common += [f"threads={args.threads}"] if args.threads else []
-    report: dict = {"command": "python experiments/paper-scale/measure.py " + " ".join(argv or sys.argv[1:]),
-                    "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": [], "n_layers": args.n_layers,
-                    "one_layer": args.one_layer, "model": args.model, "smoke": args.smoke}
+    command = "python experiments/paper-scale/measure.py " + " ".join(argv or sys.argv[1:])
     from editbench.bench import machine_facts
 
-    report["machine"] = machine_facts()
+    if args.update and (out / "report.json").is_file():
+        report = json.loads((out / "report.json").read_text())
+        report["cells"] = [c for c in report["cells"] if c["method"] not in methods]
+        report.setdefault("updates", []).append({"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                                 "methods": methods, "machine": machine_facts()})
+    else:
+        report = {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": [],
+                  "n_layers": args.n_layers, "one_layer": args.one_layer, "model": args.model, "smoke": args.smoke,
+                  "machine": machine_facts()}
 
     def per_method(method: str) -> list[str]:
         extra = remap_overrides(method, args.n_layers, args.one_layer)
@@ -296,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
                 *extra]
 
     needs_c0 = [m for m in methods if m not in ("mose_oft", "ft")]
-    if needs_c0:
+    if needs_c0 and not (args.update and report.get("c0")):
         report["c0"] = in_fresh_process(c0_warmup, per_method(needs_c0[0]), [per_method(m) for m in needs_c0],
                                         per_method("alphaedit") if "alphaedit" in methods and args.low_rank_projector
                                         else None, args.threads)
@@ -311,9 +320,10 @@ def main(argv: list[str] | None = None) -> None:
             cell = {"method": method, "ok": False, "error": f"{type(e).__name__}: {e}"}
         cell["process_seconds"] = time.perf_counter() - t0
         report["cells"].append(cell)
+        report["cells"].sort(key=lambda c: METHODS.index(c["method"]) if c["method"] in METHODS else len(METHODS))
         print(method, "ok" if cell["ok"] else cell["error"], f"{cell['process_seconds']:.0f} s", flush=True)
         save(report, out)
-    if not args.skip_kernels and random:
+    if not args.skip_kernels and random and not (args.update and report.get("kernels")):
         from editbench.shapes import shape_config
 
         cfg = shape_config(args.model)
@@ -355,6 +365,8 @@ def save(report: dict, out: Path) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
     parts = [f"# Paper-scale measurement ({report['started']})", "", f"command: `{report['command']}`", "",
              "```", json.dumps(report["machine"], indent=1), "```", ""]
+    for update in report.get("updates", []):
+        parts += [f"re-measured {', '.join(update['methods'])} ({update['started']}): `{update['command']}`", ""]
     if report.get("c0"):
         c0 = report["c0"]
         parts += ["## C0 and projectors (one-time)", "", f"model load {c0['load_seconds']:.0f} s, {c0['n_tokens']} tokens, "
