@@ -267,6 +267,20 @@ def test_mose_oft_keeps_each_block_in_the_released_ball(tiny, mode):
             tiny.spec.set_weight(tiny.model, layer, before[layer])
 
 
+def test_blockwise_rotation_equals_the_block_diagonal_product():
+    """mose_oft writes W0·blockdiag(Q)ᵀ block by block (no m×m matrix at paper widths): same numbers."""
+    from editbench.editors.mose_oft import block_orthogonality_error, cayley, rotate_blocks
+
+    gen = torch.Generator().manual_seed(3)
+    W, R = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(4, 5, 5, generator=gen)
+    Q = cayley(R.double())
+    full = torch.block_diag(*Q)
+    assert torch.allclose(rotate_blocks(W, Q), W @ full.T, atol=1e-12)
+    assert block_orthogonality_error(Q) == pytest.approx(float(torch.linalg.matrix_norm(full.T @ full - torch.eye(20,
+                                                        dtype=torch.float64))), abs=1e-12)
+    assert block_orthogonality_error(Q + 0.1) > 0.1
+
+
 def test_cayley_blocks_are_orthogonal_with_several_threads():
     """SmolLM2's blocks are 384 wide: torch's batched CPU LU breaks there on more than one thread
     (pytorch/pytorch#142815: an error or wrong pivots); the Cayley map solves block by block."""

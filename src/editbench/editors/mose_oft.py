@@ -33,8 +33,17 @@ def cayley(R: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.linalg.solve((eye + s).T, (eye - s).T).T for s in S])
 
 
-def block_diag(blocks: torch.Tensor) -> torch.Tensor:
-    return torch.block_diag(*blocks)
+def rotate_blocks(W: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """W · blockdiag(Q)ᵀ for W (d, m) and blocks Q (r, b, b), block by block: the m×m block-diagonal matrix is
+    never formed (at LLaMA3-8B's m = 14336 it is 1.6 GB in float64 and the product 16× the blockwise FLOPs)."""
+    d, (r, b, _) = W.shape[0], Q.shape
+    return torch.einsum("drb,rcb->drc", W.reshape(d, r, b), Q.to(W.dtype)).reshape(d, r * b)
+
+
+def block_orthogonality_error(Q: torch.Tensor) -> float:
+    """‖blockdiag(Q)ᵀ blockdiag(Q) − I‖_F from the r blocks alone."""
+    eye = torch.eye(Q.shape[-1], dtype=Q.dtype, device=Q.device)
+    return float(torch.linalg.matrix_norm(Q.transpose(-1, -2) @ Q - eye).square().sum().sqrt())
 
 
 COFT_PROJECTIONS = ("per_block", "stack")
@@ -106,14 +115,13 @@ class MoseOft(Editor):
         diag = {"layers": self.layers, "loss_initial": losses[0], "loss_final": losses[-1], "orthogonality": {}}
         for layer in self.layers:
             # the hook maps a key row k to k·blockdiag(Q), i.e. the weight acts as W0 · blockdiag(Q)ᵀ
-            Q = block_diag(cayley(params[layer].detach().double()))
-            if self.write_weight(layer, originals[layer] @ Q.T, since=before[layer]):
+            Q = cayley(params[layer].detach().double())  # (r, b, b)
+            if self.write_weight(layer, rotate_blocks(originals[layer], Q), since=before[layer]):
                 self.R[layer] = params[layer].detach()
             else:  # rejected (recorded by the guard): back to the weight of the previous R
-                previous = block_diag(cayley(self.R[layer].double()))
-                self.write_weight(layer, originals[layer] @ previous.T, record=False)
-            eye = torch.eye(Q.shape[0], dtype=Q.dtype, device=Q.device)
-            diag["orthogonality"][str(layer)] = float(torch.linalg.matrix_norm(Q.T @ Q - eye))
+                previous = cayley(self.R[layer].double())
+                self.write_weight(layer, rotate_blocks(originals[layer], previous), record=False)
+            diag["orthogonality"][str(layer)] = block_orthogonality_error(Q)
         return diag
 
     def state_dict(self) -> dict[str, torch.Tensor]:
