@@ -25,7 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from editbench.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent / "conf"  # shipped inside the package
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # shipped inside the package
 
 
 # --------------------------------------------------------------------------- rules
