@@ -47,7 +47,7 @@ def test_model_configs_have_all_keys():
     for name in names:
         cfg = OmegaConf.load(CONF / f"{name}.yaml")
         assert set(cfg.keys()) - {"defaults", "n_layers"} == REQUIRED_KEYS, name
-        assert list(cfg.defaults) == ["base_model", "_self_"], name  # typed by the schema (editbench/schema.py)
+        assert list(cfg.defaults) == ["base_model", "_self_"], name  # typed by the schema (editbench/schema/groups.py)
         assert cfg.name == name
 
 

@@ -350,7 +350,7 @@ def test_mose_oft_non_finite_update_is_refused_by_the_guard(tiny):
 
 
 def test_reports_label_each_variant_by_its_settings():
-    from editbench.report import variant_label
+    from editbench.results.runs import variant_label
 
     paper = {"config:method.rotation": "orthogonal", "config:method.selection_optimizer": "newton"}
     assert variant_label("MOSE (paper)", paper) == "MOSE (paper)"

@@ -71,13 +71,13 @@ def test_telemetry_without_spectra_runs_no_svd_and_keeps_the_norms(tiny):
 
 
 def test_telemetry_spectra_is_a_checked_config_key():
-    from editbench import schema
     from editbench.config import compose
+    from editbench.schema.check import validate
 
     assert compose([]).telemetry_spectra == "exact"
-    assert not schema.validate(compose(["telemetry_spectra=off"]))
+    assert not validate(compose(["telemetry_spectra=off"]))
     with pytest.raises(ConfigError, match="telemetry_spectra"):
-        schema.validate(compose(["telemetry_spectra=sometimes"]))
+        validate(compose(["telemetry_spectra=sometimes"]))
 
 
 # --- state on the model's device: a model on `meta` stands in for a GPU ----------------------------
@@ -191,14 +191,14 @@ def _measure():
 @pytest.mark.parametrize("model", ["llama3-8b", "qwen2.5-7b"])
 def test_every_method_composes_on_the_depth_reduced_paper_shapes(model):
     """The remapped layers of every method fit the depth-reduced model (schema's layer rules)."""
-    from editbench import schema
     from editbench.config import compose
+    from editbench.schema.check import validate
 
     measure = _measure()
     for method in measure.METHODS:
         overrides = [f"model={model}", "model.source=random", "model.n_layers=9", f"method={method}",
                      *measure.remap_overrides(method, 9, False), *measure.smoke_overrides(method, 2)]
-        schema.validate(compose(overrides), n_layers=9)
+        validate(compose(overrides), n_layers=9)
 
 
 def test_measurement_runs_every_phase_on_a_tiny_model(tmp_path, run_data, monkeypatch):

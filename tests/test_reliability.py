@@ -121,7 +121,7 @@ def test_bad_records_at_the_command_line_give_one_message(tmp_path, data_dir, ca
 
 
 @pytest.mark.parametrize(("override", "expected"), [
-    ("num_editz=3", "num_editz: Key 'num_editz' not in 'Config'"),  # the schemas are closed (schema.py)
+    ("num_editz=3", "num_editz: Key 'num_editz' not in 'Config'"),  # the schemas are closed (schema/)
     ("method.lamda=3", "method.lamda: Key 'lamda' not in 'MoseConfig'"),
     ("method=nope", "Could not find 'method/nope'"),
     ("model=nope", "Could not find 'model/nope'"),

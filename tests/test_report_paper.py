@@ -9,7 +9,9 @@ import pytest
 
 from editbench.config import compose
 from editbench.io import read_jsonl
-from editbench.report import PRE_EDIT, collect, main, paper_table
+from editbench.report import main
+from editbench.results.paper import PRE_EDIT, paper_table
+from editbench.results.runs import collect
 from editbench.runner import run
 
 CONCEPTS = "ConceptEdit-Inter: concepts (ConceptEdit schema, not the original data)"

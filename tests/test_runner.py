@@ -98,7 +98,8 @@ def test_wandb_offline_run_is_written_into_the_run_dir(tmp_path, data_dir, isola
 
 
 def test_report_tables_and_norm_plot_from_real_runs(tmp_path, data_dir, isolated_cache):
-    from editbench.report import collect, main
+    from editbench.report import main
+    from editbench.results.runs import collect
 
     cells = [("mose", "counterfact", 0), ("mose", "counterfact", 1), ("ft", "counterfact", 0),
              ("mose", "zsre", 0), ("ft", "zsre", 0)]
@@ -233,7 +234,7 @@ def test_posthoc_downstream_equals_the_runs_own_final_evaluation(tmp_path, data_
     """A run's final weights, restored from its checkpoint and finalized (PRUNE restrains there),
     score on the downstream tasks exactly what the run scored after its last step."""
     from editbench.posthoc import main as posthoc
-    from editbench.report import collect
+    from editbench.results.runs import collect
 
     run_dir = tmp_path / "prune"
     summary = run(compose_cfg("model=tiny-llama", "stats.n_tokens=2000", "logger.wandb.mode=disabled",

@@ -1,4 +1,4 @@
-"""Every setting typed and checked before anything runs (editbench/schema.py, issue 25).
+"""Every setting typed and checked before anything runs (editbench/schema/, issue 25).
 
 The table below is discovered from the composed config, not hand-listed: every numeric or list key
 of every method gets a wrong type, a negative, a zero and (lists) an empty value. Each must be
@@ -16,10 +16,14 @@ from dataclasses import fields
 import pytest
 from omegaconf import OmegaConf
 
-from editbench import schema
 from editbench.api import to_overrides
 from editbench.config import CONF_DIR, compose
 from editbench.errors import ConfigError
+from editbench.schema.check import _walk, validate
+from editbench.schema.methods import METHODS as METHOD_SCHEMAS
+from editbench.schema.methods import MoseConfig
+from editbench.schema.rules import Rule
+from editbench.schema.run import Config
 from tests.conftest import REPO
 
 METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
@@ -64,15 +68,15 @@ def table() -> list[tuple[str, str, str, object, bool]]:
 TABLE = table()
 
 
-def rule_of(cfg, key: str) -> schema.Rule | None:
-    found = [f for path, _, f in schema._walk(schema.Config, OmegaConf.to_container(cfg, resolve=True), "")
+def rule_of(cfg, key: str) -> Rule | None:
+    found = [f for path, _, f in _walk(Config, OmegaConf.to_container(cfg, resolve=True), "")
              if path == key]
     assert found, f"{key} has no schema field"
     return found[0].metadata.get("rule")
 
 
 def test_the_table_covers_every_method_and_is_large():
-    assert {row[0] for row in TABLE} == set(schema.METHODS) == set(METHODS)
+    assert {row[0] for row in TABLE} == set(METHOD_SCHEMAS) == set(METHODS)
     assert len(TABLE) >= 250, len(TABLE)
 
 
@@ -99,7 +103,7 @@ def test_bad_values_are_accepted_by_rule_or_refused_with_one_message(method, key
     for part in key.split("."):
         typed = typed[part]
     try:
-        schema.validate(cfg)
+        validate(cfg)
     except ConfigError as err:
         assert not rule.ok(typed, 4), f"{override} is allowed by '{rule.text}' but was refused: {err}"
         assert f"{key}={typed!r}" in str(err) and rule.text.replace("n_layers-1", "3") in str(err)
@@ -114,13 +118,13 @@ def test_top_level_and_group_keys_are_typed_and_checked():
                             ("stats.n_tokens=0", "stats.n_tokens=0"), ("downstream.every_k_steps=-1", "every_k_steps"),
                             ("logger.wandb.mode=loud", "offline, online, disabled")]:
         with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
-            schema.validate(compose([*BASE, override]))
+            validate(compose([*BASE, override]))
     for override, words in [("seed=1.5", "seed=1.5 is not an int"), ("threads=x", "threads='x' is not an int or null"),
                             ("method.layer_selection=[1]", "method.layer_selection"),
                             ("method.rotation=5", None), ("method.nope=1", "Key 'nope' not in 'MoseConfig'")]:
         if words is None:  # an int where a string is expected: OmegaConf converts it; the rule refuses it
             with pytest.raises(ConfigError, match="one of orthogonal, special_orthogonal"):
-                schema.validate(compose([*BASE, override]))
+                validate(compose([*BASE, override]))
             continue
         with pytest.raises(ConfigError, match=words):
             compose([*BASE, override])
@@ -129,13 +133,13 @@ def test_top_level_and_group_keys_are_typed_and_checked():
 def test_layers_are_checked_against_the_models_depth_before_loading():
     with pytest.raises(ConfigError, match=r"candidate_layers=\[0, 7\] is out of range: must be a list of one or "
                                           r"more layer indices in 0..3"):
-        schema.validate(compose([*BASE, "method.candidate_layers=[0,7]"]))
+        validate(compose([*BASE, "method.candidate_layers=[0,7]"]))
     with pytest.raises(ConfigError, match=r"method.layers=\[4, 99\].*in 0..29"):  # SmolLM2: model.n_layers=30
-        schema.validate(compose(["method=memit", "method.layers=[4,99]"]))
+        validate(compose(["method=memit", "method.layers=[4,99]"]))
     # Unknown depth (model.n_layers unset): only non-negative; the loaded model's depth is checked later.
-    schema.validate(compose(["method=memit", "method.layers=[4,99]", "model.n_layers=null"]))
+    validate(compose(["method=memit", "method.layers=[4,99]", "model.n_layers=null"]))
     with pytest.raises(ConfigError, match="0..29"):
-        schema.validate(compose(["method=memit", "method.layers=[4,99]", "model.n_layers=null"]), n_layers=30)
+        validate(compose(["method=memit", "method.layers=[4,99]", "model.n_layers=null"]), n_layers=30)
 
 
 def test_the_loaded_models_depth_is_checked_before_any_edit(tiny):
@@ -147,19 +151,19 @@ def test_the_loaded_models_depth_is_checked_before_any_edit(tiny):
 
 
 def test_suspicious_values_warn_and_name_the_key():
-    assert schema.validate(compose(BASE)) == []
+    assert validate(compose(BASE)) == []
     for method in METHODS:  # every committed default and per-model value is quiet
         for model in ("tiny-llama", "smollm2-135m", "gemma3-270m", "llama3-8b"):
-            assert schema.validate(compose([f"model={model}", f"method={method}"])) == [], (method, model)
-    (far,) = schema.validate(compose([*BASE, "method.mom2_update_weight=1e9"]))
+            assert validate(compose([f"model={model}", f"method={method}"])) == [], (method, model)
+    (far,) = validate(compose([*BASE, "method.mom2_update_weight=1e9"]))
     assert "method.mom2_update_weight=1e+09 is more than 100x away" in far
     recorded = far.split("for this method (")[1].split(")")[0].split(", ")
     assert {"10", "1000"} <= set(recorded)  # mose.yaml's default and mose_smollm2-135m.yaml's λ
-    (one,) = schema.validate(compose([*BASE, "method.selection_steps=1"]))
+    (one,) = validate(compose([*BASE, "method.selection_steps=1"]))
     assert one.startswith("method.selection_steps=1 is below 2")
     with pytest.raises(ConfigError, match=r"method.layers=\[4, 5\] is out of range: must be a list of 1 layer"):
-        schema.validate(compose(["method=rome", "method.layers=[4,5]"]))
-    (few,) = schema.validate(compose(["method=rome", "method.value.steps=2"]))
+        validate(compose(["method=rome", "method.layers=[4,5]"]))
+    (few,) = validate(compose(["method=rome", "method.value.steps=2"]))
     assert few.startswith("method.value.steps=2 is below 5")
 
 
@@ -169,7 +173,7 @@ def test_a_warning_is_logged_once_and_recorded_in_the_summary(tmp_path, data_dir
     cfg = compose([*BASE, "method.selection_steps=1", "num_edits=1", "stats.n_tokens=2000",
                    "logger.wandb.mode=disabled", f"data_dir={data_dir}"])
     summary = run(cfg, tmp_path)
-    assert summary["config_warnings"] == [w for w in schema.validate(cfg)] and len(summary["config_warnings"]) == 1
+    assert summary["config_warnings"] == [w for w in validate(cfg)] and len(summary["config_warnings"]) == 1
     assert [r.message for r in caplog.records].count(f"config: {summary['config_warnings'][0]}") == 1
 
 
@@ -177,10 +181,10 @@ def test_keys_other_branches_add_are_optional_enums():
     cfg = compose(BASE)
     assert cfg.method.rotation == "orthogonal"
     assert compose(["method=mose_oft"]).method.coft_projection == "per_block"
-    schema.validate(compose([*BASE, "method.rotation=special_orthogonal"]))
+    validate(compose([*BASE, "method.rotation=special_orthogonal"]))
     with pytest.raises(ConfigError, match="method.coft_projection='blocks'.*one of per_block, stack"):
-        schema.validate(compose(["method=mose_oft", "method.coft_projection=blocks"]))
-    assert {f.name for f in fields(schema.MoseConfig)} >= {"rotation", "selection_steps"}
+        validate(compose(["method=mose_oft", "method.coft_projection=blocks"]))
+    assert {f.name for f in fields(MoseConfig)} >= {"rotation", "selection_steps"}
 
 
 def test_a_run_saved_before_a_key_existed_still_resumes(tmp_path):

@@ -13,9 +13,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from editbench import schema
 from editbench.config import CONF_DIR, compose
 from editbench.errors import ConfigError, EditbenchError
+from editbench.schema.check import validate
 
 # Nothing may wait for a model or data hub: this harness works offline by default.
 for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -93,12 +93,12 @@ def preflight(argv: list[str]) -> None:
     if not args.multirun:
         cfg = compose(args.overrides)
         if not args.cfg:
-            schema.validate(cfg)
+            validate(cfg)
         return
     cells = sweep_cells(args.overrides)
     for i, cell in enumerate(cells or []):
         try:
-            schema.validate(compose(cell))
+            validate(compose(cell))
         except ConfigError as err:
             raise ConfigError(f"sweep cell {i + 1} of {len(cells)} ({' '.join(cell)}): {err}") from err
 

@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig
 
-from editbench import schema
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor
 from editbench.errors import ConfigError
@@ -27,6 +26,7 @@ from editbench.locate.stats import SecondMoments, StatsParams
 from editbench.locate.templates import generate_context_templates
 from editbench.methods import build_editor
 from editbench.models.loading import LoadedModel
+from editbench.schema.check import validate
 from editbench.scoring import Scorer
 
 SUMMARY_METRICS = ("reliability", "generalization", "locality", "es", "ps", "ns")
@@ -54,8 +54,8 @@ def plan_steps(cfg: DictConfig) -> tuple[int, int]:
 
 
 def config_warnings(cfg: DictConfig) -> list[str]:
-    """The schema's value rules (editbench/schema.py): one ConfigError, or the warnings, logged once."""
-    warnings = schema.validate(cfg)
+    """The schema's value rules (editbench/schema/): one ConfigError, or the warnings, logged once."""
+    warnings = validate(cfg)
     for warning in warnings:
         log.warning("config: %s", warning)
     return warnings
@@ -66,7 +66,7 @@ def check_loaded(cfg: DictConfig, lm: LoadedModel) -> None:
     declared = cfg.model.get("n_layers")
     if declared and int(declared) != lm.spec.n_layers:
         raise ConfigError(f"model.n_layers={declared} but {lm.name} has {lm.spec.n_layers} layers; fix conf/model/")
-    schema.validate(cfg, n_layers=lm.spec.n_layers)
+    validate(cfg, n_layers=lm.spec.n_layers)
 
 
 def summarize(records: list[dict]) -> dict:

@@ -21,9 +21,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
-from editbench import schema
 from editbench.errors import ConfigError
 from editbench.io import read_jsonl, save_tensors, write_jsonl
+from editbench.schema.check import added_later
 
 CHECKPOINT = "checkpoint.safetensors"
 RUN_CONFIG = "run_config.yaml"
@@ -115,7 +115,7 @@ def check_config(run_dir: Path, cfg: DictConfig) -> None:
         return
     saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     # A key the schema added later at its default (or a descriptive one) changes nothing: old runs resume.
-    differ = sorted(d for d in _diff(saved, current) if not (_lacks(saved, d) and schema.added_later(current, d)))
+    differ = sorted(d for d in _diff(saved, current) if not (_lacks(saved, d) and added_later(current, d)))
     if differ:
         raise ConfigError(f"resume: {run_dir} was started with other settings ({', '.join(differ)}); "
                           "resume with the same overrides, or start a new run dir")

@@ -6,13 +6,14 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from editbench import schema
 from editbench.errors import ConfigError
+from editbench.schema import CONF_DIR
+from editbench.schema.composition import composition_message
+from editbench.schema.run import register
 
-# The Hydra configs ship inside the package (package-data), so an installed editbench finds them
-# from any working directory. Users add their own config folders on top (--config-dir, hydra.searchpath).
-CONF_DIR = schema.CONF_DIR
-schema.register()  # conf/*.yaml name their schemas (base_config, method/base_mose, ...) in their defaults
+# The Hydra configs (CONF_DIR) ship inside the package (package-data), so an installed editbench finds
+# them from any working directory. Users add their own config folders on top (--config-dir, hydra.searchpath).
+register()  # conf/*.yaml name their schemas (base_config, method/base_mose, ...) in their defaults
 
 # `${editbench.or:${resume},<default>}`: the value unless it is null or empty (oc.select returns a
 # null value as it is). editbench/conf/config.yaml uses it to put a resumed run back into its own directory.
@@ -38,7 +39,7 @@ OmegaConf.register_new_resolver("editbench.concept_label", concept_label, replac
 def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictConfig:
     """editbench/conf/config.yaml with Hydra overrides applied, exactly as `python -m editbench ...` sees it.
 
-    Types are checked while composing (editbench/schema.py); a wrong one raises one ConfigError.
+    Types are checked while composing (editbench/schema/); a wrong one raises one ConfigError.
     `hydra_node`: keep the `hydra` node (sweeper params, run dir).
     """
     from hydra import compose as hydra_compose
@@ -48,7 +49,7 @@ def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictC
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra_node)
     except Exception as err:
-        message = schema.composition_message(err)
+        message = composition_message(err)
         if message is None:
             raise
         raise ConfigError(message) from err
