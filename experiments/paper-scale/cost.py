@@ -31,6 +31,8 @@ MFU_PASSES = 0.15  # small-batch forward/backward of an edit (a few hundred toke
 MFU_DENSE = 0.5    # cuSOLVER LU / cuBLAS GEMM at m = 14336
 MFU_SVD = 0.05     # SVD / eigh on a GPU run far below GEMM rates
 TABLE1_EDITS, TABLE2_STEPS, TABLE2_BATCH = 4000, 500, 10
+PAPER_VALUE_STEPS = 25  # z*/v* (and mose_oft's / FT's training) steps of the paper configs; a smoke run cuts them
+OPTIMISATION_ONLY = ("mose_oft", "ft")  # their whole step is forward/backward passes (timed as "solve")
 PAPER_LAYERS = {"memit": 5, "emmet": 5, "rect": 5, "prune": 5, "alphaedit": 5, "rome": 1, "mose": 1,
                 "mose_oft": 3, "ft": 1}  # edited layers per step in conf/method_model/<method>_<model>.yaml
 
@@ -76,6 +78,13 @@ def cell_rows(report: dict, model: str, gpu: str) -> pd.DataFrame:
         b_n = bstep["edits"]
         bper = {ph: bstep["phases"][ph] / b_n for ph in ("keys", "values", "solve")}
         score = single["scoring_seconds_per_edit"]
+        # a smoke run (measure.py --smoke) cut the value / training steps: scaled back to the paper's (an upper
+        # bound: the value optimisation stops early when z* is reached)
+        steps = PAPER_VALUE_STEPS / report["value_steps"] if report.get("smoke") and report.get("value_steps") else 1
+        for phases in (per, bper):
+            phases["values"] *= steps
+            if method in OPTIMISATION_ONLY:
+                phases["values"], phases["solve"] = phases["solve"] * steps, 0.0
         if cpu:
             # --one-layer measured the MEMIT family on one layer; the paper configs edit five
             lf = PAPER_LAYERS[method] if report.get("one_layer") and method in (
@@ -106,10 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None)
     p.add_argument("--measured-layers", type=int, default=None, help="the report's --n-layers, if it lacks it")
     p.add_argument("--one-layer", action="store_true", help="the report's --one-layer, if it lacks it")
+    p.add_argument("--value-steps", type=int, default=None, help="the report's --value-steps, if it lacks it (smoke)")
     args = p.parse_args(argv)
     report = json.loads(Path(args.report).read_text())
     report.setdefault("n_layers", args.measured_layers)
     report.setdefault("one_layer", args.one_layer)
+    report.setdefault("value_steps", args.value_steps or (2 if report.get("smoke") else None))  # measure.py's default
     df = cell_rows(report, args.model, args.gpu)
     table_methods = df[df["method"] != "ft"]
     total1 = table_methods["Table 1 GPU-h per cell"].sum() * args.datasets
@@ -118,7 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join([
         f"# Paper-scale cost, {args.model} on {args.gpu.upper()} ({label})", "",
         f"report: `{args.report}`; assumptions: MFU of model passes {MFU_PASSES}, dense linear algebra {MFU_DENSE}, "
-        f"SVD/eigh {MFU_SVD}; {GPUS[args.gpu]}", "",
+        f"SVD/eigh {MFU_SVD}; {GPUS[args.gpu]}"
+        + (f"; value/training steps scaled {report['value_steps']} → {PAPER_VALUE_STEPS} (smoke run; an upper bound)"
+           if report.get("smoke") else ""), "",
         df.to_markdown(index=False, floatfmt=".3f"), "",
         f"Table 1 ({TABLE1_EDITS} single edits, {len(table_methods)} methods × {args.datasets} data sets): "
         f"{total1:.1f} GPU-hours for this model", "",

@@ -295,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         report = {"command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S"), "cells": [],
                   "n_layers": args.n_layers, "one_layer": args.one_layer, "model": args.model, "smoke": args.smoke,
+                  "value_steps": args.value_steps if args.smoke else None,
                   "machine": machine_facts()}
 
     def per_method(method: str) -> list[str]:
