@@ -13,6 +13,7 @@ run by the same protocol:
   last checkpoint (resume=<dir>, editbench/loop/resume.py); any other starts;
 - at `--deadline` seconds the running cells get SIGINT (the run stops between steps, what it wrote
   stays and resumes next time; one still running after a grace period is killed) and no cell starts;
+  SIGTERM to the runner (a batch scheduler's notice, `kill`) stops them the same way;
 - the exit status is 0 when every selected cell has finished, 1 otherwise, 2 for a bad command.
 
 This is the multirun sweep with fixed cell dirs, so a sweep cut off by the end of a session picks up
@@ -32,6 +33,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -148,8 +150,10 @@ def command(cell: Cell, runs: Path, extra: Sequence[str] = (), python: str = sys
 
 
 def run_cells(cells: Sequence[Cell], runs: Path, *, jobs: int = 2, deadline: float | None = None,
-              extra: Sequence[str] = (), grace: float = GRACE_SECONDS, python: str = sys.executable) -> bool:
-    """Run the cells not done yet, `jobs` at a time; True when every cell has finished."""
+              extra: Sequence[str] = (), grace: float = GRACE_SECONDS, python: str = sys.executable,
+              stop: threading.Event | None = None) -> bool:
+    """Run the cells not done yet, `jobs` at a time; True when every cell has finished. At `deadline`
+    seconds, or once `stop` is set, the running cells get SIGINT and no other starts."""
     runs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.monotonic()
@@ -158,10 +162,11 @@ def run_cells(cells: Sequence[Cell], runs: Path, *, jobs: int = 2, deadline: flo
     try:
         while pending or running:
             late = deadline is not None and time.monotonic() - start >= deadline
-            if late and stop_at is None:
+            if (late or (stop is not None and stop.is_set())) and stop_at is None:
                 stop_at = time.monotonic()
                 for proc, cell in running.items():
-                    print(f"{cell.name}: deadline, stopping (it resumes next time)", flush=True)
+                    print(f"{cell.name}: {'deadline' if late else 'SIGTERM'}, stopping (it resumes next time)",
+                          flush=True)
                     proc.send_signal(signal.SIGINT)
             while pending and len(running) < jobs and stop_at is None:
                 cell = pending.pop(0)
@@ -180,11 +185,10 @@ def run_cells(cells: Sequence[Cell], runs: Path, *, jobs: int = 2, deadline: flo
                 elif stop_at is None:
                     print(f"{cell.name}: failed (exit {proc.returncode}), see {runs / cell.name}.log", flush=True)
                 else:
-                    print(f"{cell.name}: stopped at the deadline (exit {proc.returncode}); it resumes next time",
-                          flush=True)
+                    print(f"{cell.name}: stopped (exit {proc.returncode}); it resumes next time", flush=True)
             if stop_at is not None:
                 if pending:
-                    print("no time left for " + ", ".join(c.name for c in pending), flush=True)
+                    print("not started (stopping): " + ", ".join(c.name for c in pending), flush=True)
                     pending = []
                 if time.monotonic() - stop_at > grace:
                     for proc, cell in running.items():
@@ -247,8 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(cell.name + "\t" + " ".join(cell.overrides))
         return 0
     extra = ["model.device=cuda"] if args.device == "cuda" else []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ok = run_cells(cells, args.runs or default_runs, jobs=args.jobs, deadline=args.deadline, extra=extra,
-                   grace=args.grace)
+                   grace=args.grace, stop=stop)
     return 0 if ok else 1
 
 
