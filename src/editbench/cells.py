@@ -159,6 +159,7 @@ def run_cells(cells: Sequence[Cell], runs: Path, *, jobs: int = 2, deadline: flo
     start = time.monotonic()
     pending, running, finished = list(cells), {}, set()
     stop_at = None  # when SIGINT went out: the grace period runs from here
+    killed: set[subprocess.Popen] = set()
     try:
         while pending or running:
             late = deadline is not None and time.monotonic() - start >= deadline
@@ -187,13 +188,16 @@ def run_cells(cells: Sequence[Cell], runs: Path, *, jobs: int = 2, deadline: flo
                 else:
                     print(f"{cell.name}: stopped (exit {proc.returncode}); it resumes next time", flush=True)
             if stop_at is not None:
-                if pending:
-                    print("not started (stopping): " + ", ".join(c.name for c in pending), flush=True)
-                    pending = []
-                if time.monotonic() - stop_at > grace:
-                    for proc, cell in running.items():
+                for cell in pending:
+                    if state(runs / cell.name) == "done":
+                        finished.add(cell.name)
+                    print(f"{cell.name}: {'done' if cell.name in finished else 'not started (stopping)'}", flush=True)
+                pending = []
+                for proc, cell in running.items():
+                    if time.monotonic() - stop_at > grace and proc not in killed:
                         print(f"{cell.name}: still running {grace:.0f} s after SIGINT, killed", flush=True)
                         proc.kill()
+                        killed.add(proc)
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:  # Ctrl-C reached the cells too (one process group): let them stop cleanly
         for proc in running:
@@ -253,8 +257,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = ["model.device=cuda"] if args.device == "cuda" else []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    ok = run_cells(cells, args.runs or default_runs, jobs=args.jobs, deadline=args.deadline, extra=extra,
-                   grace=args.grace, stop=stop)
+    try:
+        ok = run_cells(cells, args.runs or default_runs, jobs=args.jobs, deadline=args.deadline, extra=extra,
+                       grace=args.grace, stop=stop)
+    except KeyboardInterrupt:
+        print("editbench.cells: interrupted; the cells stopped, and resume when this runs again", file=sys.stderr)
+        return 130
     return 0 if ok else 1
 
 
