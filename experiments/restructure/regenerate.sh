@@ -5,9 +5,11 @@
 # the run dirs linked in read-only; then `git status` there lists every file that changed (none = byte-
 # identical). Output: regenerated.txt. Run from the repo root:
 #   bash experiments/restructure/regenerate.sh > experiments/restructure/regenerated.txt 2>&1
-# Not comparable here (their committed reports hold cells whose run dirs are elsewhere): table1/report.*,
-# fig2, table1/norms-zsre (24 and 8 cells; table1/README.md: "report.md above still holds the pre-fix MOSE
-# rows"), fig3 (4 cells; only runs/mose is here, re-run after issue 26: it is fig4/issue26's row), fig4.
+# Not comparable with the commit (their committed reports hold cells whose run dirs are elsewhere):
+# table1/report.*, fig2, table1/norms-zsre (24 and 8 cells; table1/README.md: "report.md above still holds
+# the pre-fix MOSE rows"), fig3 (4 cells; only runs/mose is here, re-run after issue 26: fig4/issue26's
+# row), fig4. For table1 (+ fig2, norms-zsre) and fig3 the second part compares the make targets' report
+# steps with the old run.sh report lines (OLD_TREE: a `git archive 701898e`) on the same run dirs.
 set -uo pipefail
 REPO=$(pwd)
 PY=${PY:-/work/main/.venv/bin/python}
@@ -15,6 +17,7 @@ GEMMA3_RUNS=${GEMMA3_RUNS:-/work/main/experiments/gemma3/runs}
 TABLE1_RUNS=${TABLE1_RUNS:-/work/runs-wt/experiments/table1/runs}  # the four issue-26 MOSE cells
 FIG3_RUNS=${FIG3_RUNS:-/work/main/experiments/fig3/runs}           # Fig. 3's MOSE cell (issue 26 re-run)
 TREE=${TREE:-/tmp/regenerate-tree}
+OLD_TREE=${OLD_TREE:-/tmp/oldtree}
 export PYTHONPATH=src:. EDITBENCH_DATA=${EDITBENCH_DATA:-/work/shared/data} OMP_NUM_THREADS=1 PY
 rm -rf "$TREE" && mkdir -p "$TREE" && git archive HEAD | tar -x -C "$TREE" && cd "$TREE" || exit 1
 git init -q && git add -A && git -c user.name=check -c user.email=check@localhost commit -qm "the commit as archived"
@@ -47,3 +50,13 @@ echo "== regenerated files that differ from the commit (git status; links to the
 git status --short | grep -v -e '^?? experiments/.*/runs$' -e '^?? [a-z0-9]*\.log$' || echo "(none: byte-identical)"
 echo "== regenerated (rewritten just now):"
 find experiments -newer "$TREE.started" -type f -not -path '*/runs/*' | sort
+echo "== make table1-report / fig3-report against the old run.sh report lines (cpu.sh line dropped), same run dirs"
+rm -rf "$OLD_TREE" && mkdir -p "$OLD_TREE" && git -C "$REPO" archive 701898e | tar -x -C "$OLD_TREE"
+for a in table1 fig3; do
+  ln -s "$(readlink experiments/$a/runs)" "$OLD_TREE/experiments/$a/runs"
+  (cd "$OLD_TREE" && grep -v "experiments/cpu.sh" experiments/$a/run.sh | bash > /dev/null 2>&1); echo "old run.sh $a: exit $?"
+  make --no-print-directory $a-report PY=$PY > /dev/null 2>&1; echo "make $a-report: exit $?"
+done
+for f in $(git status --short | awk '$1 == "M" {print $2}'); do
+  cmp -s "$f" "$OLD_TREE/$f" && echo "same  $f" || echo "DIFFERS $f"
+done
