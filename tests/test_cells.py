@@ -57,7 +57,7 @@ def test_bad_input_is_one_clear_error(capsys):
         experiment_cells("nope")
 
 
-EDITS = 10
+EDITS = 6
 TINY = ["model=tiny-llama", f"num_edits={EDITS}", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]
 TWO = ["--only", "^(mose|mose_oft)-counterfact$"]  # two cells of about the same speed
 
