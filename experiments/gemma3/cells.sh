@@ -1,4 +1,4 @@
-# Cells for experiments/cpu.sh / gpu.sh (CELLS=experiments/gemma3/cells.sh): model=gemma3-270m, CounterFact.
+# Cells for `python -m editbench.cells` / experiments/gpu.sh (CELLS=experiments/gemma3/cells.sh): model=gemma3-270m, CounterFact.
 g=(model=gemma3-270m)
 # 1. The issue-24 table re-run after the fix (evaluated split, the issue's exact commands, i.e. the method
 #    defaults before conf/method_model/*_gemma3-270m existed: MEMIT/ROME layers [3..7]/[4] at λ 15000, MOSE λ 10

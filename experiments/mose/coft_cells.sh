@@ -1,4 +1,4 @@
-# Cells for experiments/cpu.sh / gpu.sh (CELLS=experiments/mose/coft_cells.sh): the COFT radius of mose_oft
+# Cells for `python -m editbench.cells` / experiments/gpu.sh (CELLS=experiments/mose/coft_cells.sh): the COFT radius of mose_oft
 # ported to SmolLM2 (issue 20; README "The COFT radius does not port"). ε·(m/r)²/√r with the released
 # ε = 1e-5 is 0.737 here, 64.2 on LLaMA3-8B; the three ports keep, respectively, the RMS per entry
 # (9.33e-5), the radius relative to the block, ρ/√b (2.85e-4, "the fair port"), and the absolute ρ (8.71e-4).

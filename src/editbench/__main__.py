@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from editbench.config import CONF_DIR, compose
+from editbench.config import CONF_DIR, compose, sweep_cells
 from editbench.errors import ConfigError, EditbenchError
 from editbench.schema.check import validate
 
@@ -101,23 +101,6 @@ def preflight(argv: list[str]) -> None:
             validate(compose(cell))
         except ConfigError as err:
             raise ConfigError(f"sweep cell {i + 1} of {len(cells)} ({' '.join(cell)}): {err}") from err
-
-
-def sweep_cells(overrides: list[str]) -> list[list[str]] | None:
-    """The overrides of each job of Hydra's basic sweeper (argv sweeps and hydra.sweeper.params); None for others."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    parser = OverridesParser.create()
-    parsed = parser.parse_overrides(overrides)
-    base = compose([o.input_line for o in parsed if not o.is_sweep_override()], hydra_node=True)
-    sweeper = base.hydra.sweeper
-    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
-        return None
-    params = sweeper.get("params")
-    params_conf = [f"{k}={v}" for k, v in OmegaConf.to_container(params, resolve=True).items()] if params else []
-    return BasicSweeper.split_arguments(parser.parse_overrides(params_conf + list(overrides)), None)[0]
 
 
 def cli() -> None:

@@ -53,3 +53,29 @@ def compose(overrides: Sequence[str] = (), *, hydra_node: bool = False) -> DictC
         if message is None:
             raise
         raise ConfigError(message) from err
+
+
+def sweep_params(overrides: Sequence[str]) -> dict[str, str] | None:
+    """`hydra.sweeper.params` of the config the (non-sweep) overrides compose, resolved (`${scale.models}`
+    becomes its value); None when the sweeper is not Hydra's basic one."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    base = compose([o.input_line for o in parsed if not o.is_sweep_override()], hydra_node=True)
+    sweeper = base.hydra.sweeper
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    params = sweeper.get("params")
+    return {str(k): str(v) for k, v in OmegaConf.to_container(params, resolve=True).items()} if params else {}
+
+
+def sweep_cells(overrides: Sequence[str]) -> list[list[str]] | None:
+    """The overrides of each job of Hydra's basic sweeper (argv sweeps and hydra.sweeper.params); None for others."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = sweep_params(overrides)
+    if params is None:
+        return None
+    params_conf = [f"{k}={v}" for k, v in params.items()]
+    return BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params_conf + list(overrides)), None)[0]

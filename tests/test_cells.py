@@ -1,0 +1,105 @@
+"""`python -m editbench.cells`: the cells of an experiment config, and the resumable runner, with real runs
+of a tiny model (`+experiment=table1` with model=tiny-llama and a few edits)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from editbench.cells import GRACE_SECONDS, experiment_cells, main, run_cells, select
+from editbench.config import compose
+from editbench.errors import ConfigError
+from editbench.io import read_jsonl
+
+METHODS = ["rome", "memit", "rect", "emmet", "prune", "alphaedit", "mose", "mose_oft"]
+
+
+def test_list_table1_gives_its_24_cells_named_method_dataset(capsys):
+    assert main(["table1", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    cells = {name: overrides.split() for name, overrides in (line.split("\t") for line in lines)}
+    assert len(lines) == len(cells) == 24
+    assert set(cells) == {f"{m}-{d}" for m in METHODS for d in ("counterfact", "conceptedit", "zsre")}
+    for name, overrides in cells.items():
+        method, dataset = name.split("-")
+        assert {f"method={method}", f"dataset={dataset}", "+experiment=table1"} <= set(overrides), name
+    # what cells.sh added beyond the grid is in the config now: ConceptEdit-Inter, Table 2's batch λ, Fig. 3's tasks
+    assert compose(cells["rome-conceptedit"]).dataset.setting == "inter"
+    (emmet,) = select(experiment_cells("table2"), ["^emmet-counterfact$"])
+    assert compose(list(emmet.overrides)).method.mom2_update_weight == 1e5  # conf/method_model_batch/
+    (mose,) = select(experiment_cells("fig3"), ["^mose$"])
+    assert list(compose(list(mose.overrides)).downstream.tasks) == ["rte_ll", "sst2_ll"]
+
+
+def test_names_carry_the_model_where_the_scale_sweeps_two():
+    names = [c.name for c in experiment_cells("table1", ["scale=paper"])]
+    assert len(names) == 48 and "mose-zsre-llama3-8b" in names and "mose-zsre-qwen2.5-7b" in names
+    # a swept key fixed on the command line keeps its place in the name: existing run dirs still match
+    assert [c.name for c in experiment_cells("table1", ["method=mose"])] == ["mose-counterfact", "mose-conceptedit",
+                                                                             "mose-zsre"]
+
+
+def test_bad_input_is_one_clear_error(capsys):
+    assert main(["table9", "--list"]) == 2
+    assert "no experiment config 'table9'" in capsys.readouterr().err
+    assert main(["table1", "--only", "(mose", "--list"]) == 2
+    assert "--only '(mose' is not a regular expression" in capsys.readouterr().err
+    assert main(["fig4", "--skip", ".", "--list"]) == 2
+    assert "no cell matches" in capsys.readouterr().err
+    assert main(["experiments/nowhere/cells.sh", "--list"]) == 2
+    assert "no cells file experiments/nowhere/cells.sh" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="no experiment config"):
+        experiment_cells("nope")
+
+
+EDITS = 6
+TINY = ["model=tiny-llama", f"num_edits={EDITS}", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]
+TWO = ["--only", "^(mose|mose_oft)-counterfact$"]  # two cells of about the same speed
+
+
+def _scores(run_dir):
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {k: summary[k] for k in ("n", "reliability", "generalization", "locality", "pre")}
+
+
+def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp_path, run_data, capsys):
+    argv = ["table1", *TINY, f"data_dir={run_data}", *TWO]
+    cells = select(experiment_cells("table1", [*TINY, f"data_dir={run_data}"]), [TWO[1]])
+    ref = tmp_path / "ref"
+    # 1. Both cells, two at a time, to their end.
+    assert main([*argv, "--runs", str(ref)]) == 0
+    assert capsys.readouterr().out.count(": finished") == 2
+    for c in cells:
+        assert (ref / c.name / "summary.json").is_file() and (ref / f"{c.name}.log").is_file()
+    # 2. A rerun skips them.
+    before = {c.name: (ref / c.name / "summary.json").stat().st_mtime_ns for c in cells}
+    assert run_cells(cells, ref, jobs=2) is True
+    assert capsys.readouterr().out.splitlines() == [f"{c.name}: done" for c in cells]
+    assert before == {c.name: (ref / c.name / "summary.json").stat().st_mtime_ns for c in cells}
+    # 3. A deadline stops the running cells (SIGINT) and the runner says not all finished.
+    started = time.monotonic()
+    assert run_cells(cells[:1], tmp_path / "short", jobs=1, deadline=1.0) is False
+    assert "deadline, stopping" in capsys.readouterr().out and time.monotonic() - started < 1.0 + GRACE_SECONDS
+    assert not (tmp_path / "short" / cells[0].name / "summary.json").exists()
+    # 4. The same stop (SIGTERM to the runner: SIGINT to its cells) once both cells have written steps: exit 1,
+    # the steps stay; the rerun continues them after their last checkpoint (resume=) to the first run's scores.
+    cut = tmp_path / "cut"
+    runner = subprocess.Popen([sys.executable, "-m", "editbench.cells", *argv, "--runs", str(cut)],
+                              stdout=subprocess.PIPE, text=True)
+    while not all(read_jsonl(cut / c.name / "steps.jsonl") for c in cells) and runner.poll() is None:
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=GRACE_SECONDS + 30) == 1, runner.stdout.read()
+    for c in cells:
+        assert not (cut / c.name / "summary.json").exists()
+        assert read_jsonl(cut / c.name / "steps.jsonl")
+    assert run_cells(cells, cut, jobs=2) is True
+    for c in cells:
+        assert "resuming" in (cut / f"{c.name}.log").read_text()
+        assert _scores(cut / c.name) == _scores(ref / c.name)
+        assert [r["step"] for r in read_jsonl(cut / c.name / "steps.jsonl")] == list(range(1, EDITS + 1))
