@@ -137,10 +137,11 @@ class Mose(Editor):
 
         Which V_E^l: the one-layer change. δ_l is the change of layer l's MLP output (= W_l k_l, the
         down projection's output) that alone makes the model say the target, found by the shared
-        value optimisation at site "mlp_out" (ROME's site). The update itself uses a different
-        V_E: z* at the top of the edited set, spread over {l*−1, l*, l*+1} (D2). That V_E depends on
-        the edited set, i.e. on l*, so it cannot be what chooses l*; the single-layer change is the
-        quantity eq. 22 can compare across candidates before anything is chosen.
+        value optimisation at site "mlp_out" (ROME's site; locate/layer_change.py). The update itself
+        uses a different V_E by default: z* at the top of the edited set, spread over {l*−1, l*, l*+1}
+        (D2). That V_E depends on the edited set, i.e. on l*, so it cannot be what chooses l*; the
+        single-layer change is the quantity eq. 22 can compare across candidates before anything is
+        chosen. (`targets: own` rotates each edited layer towards this δ_l itself.)
 
         How much change: `selection_optimizer: newton` (default) runs δ_l to the same early stop as
         z* (`selection_steps`, value.early_stop) with Newton steps on the loss, whose length follows
