@@ -78,7 +78,7 @@ variants)
         threads=1 $common hydra.run.dir=$RUNS/variants/targets-$t &
   done
   wait
-  $PY -m editbench.report $RUNS/variants --by config:method.targets --out $OUT/variants
+  $PY -m editbench.report $RUNS/variants --by label --out $OUT/variants
   $PY experiments/mose/variants/by_step.py $RUNS/variants/targets-* --out $OUT/variants/by_step.md
   ;;
 esac
