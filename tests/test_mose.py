@@ -406,3 +406,110 @@ def test_edit_geometry_by_hand():
     assert g["realised_norm"][0] == pytest.approx(18**0.5)
     assert g["realised_along_change"][0] == pytest.approx((-3 * 2 + 3 * 4) / 20**0.5)
     assert g["miss_after"][0] == pytest.approx(26**0.5)
+
+
+# --- issue 20: method.targets (spread: MEMIT's spread of one z*, the default | own: each layer's δ_l of eq. 22) ---
+
+def own_requests() -> list:
+    from editbench.data.records import EditRequest
+
+    return [EditRequest(case_id=str(i), prompt="{} is located in", subject=s, target_new=t, target_true="x")
+            for i, (s, t) in enumerate([("Paris", " Rome"), ("Berlin", " Oslo")])]
+
+
+def edit_and_restore(tiny, cfg: dict, layers=(1, 2)) -> tuple:
+    """One MOSE edit of own_requests() on the tiny model: (diag, weights after, editor), the weights restored."""
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"], ["A b. {}"]], FixedStats(tiny.spec.ffn_size))
+    editor = build_editor("mose", ctx, OmegaConf.create(cfg))
+    reqs = own_requests()
+    before = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in layers}
+    try:
+        diag = editor.edit(reqs)
+        after = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in layers}
+    finally:
+        for layer in layers:
+            tiny.spec.set_weight(tiny.model, layer, before[layer])
+    return diag, after, editor
+
+
+# Adam's few steps return a δ ≠ 0 on the random tiny model (Newton's best δ there is 0: its loss floor ≈ 6).
+OWN_CFG = {**MOSE_CFG, "layer_selection": "fixed", "fixed_layers": [1, 2], "mom2_update_weight": 0.1,
+           "selection_optimizer": "adam", "selection_steps": 3}
+
+
+def test_targets_spread_is_todays_update_and_own_is_another(tiny):
+    absent, w_absent, _ = edit_and_restore(tiny, OWN_CFG)
+    spread, w_spread, _ = edit_and_restore(tiny, {**OWN_CFG, "targets": "spread"})
+    _, w_own, _ = edit_and_restore(tiny, {**OWN_CFG, "targets": "own"})
+    for layer in (1, 2):
+        assert torch.equal(w_absent[layer], w_spread[layer])  # bit for bit
+        assert not torch.allclose(w_own[layer], w_spread[layer], atol=1e-4)
+    assert absent == spread and "z_residual" in spread["v"][0]
+
+
+def test_own_targets_rotate_each_layer_towards_its_own_delta_bottom_up(tiny):
+    from editbench.locate.layer_change import one_layer_changes
+    from editbench.locate.reads import layer_keys
+
+    diag, after, editor = edit_and_restore(tiny, {**OWN_CFG, "targets": "own"})
+    ctx, params, reqs = editor.ctx, editor.selection_params(), own_requests()
+    # layer 1 (the bottom): its δ is the layer score's own δ_1 on the unedited model (the selection machinery)
+    scores = build_editor("mose", ctx, OmegaConf.create({**OWN_CFG, "layer_selection": "select",
+                                                         "candidate_layers": [1]})).layer_score_parts(reqs)
+    torch.testing.assert_close(torch.tensor(diag["edit_geometry"]["1"]["change_norm"], dtype=torch.float32),
+                               scores["delta_norm"][:, 0], rtol=1e-4, atol=1e-5)
+    # eq. 17-20 by hand, bottom-up: δ_2 on the model after layer 1's rotation (a stale δ_2 gives another layer 2)
+    W0 = {layer: tiny.spec.get_weight(tiny.model, layer).clone() for layer in (1, 2)}
+    deltas = {(2, "stale"): one_layer_changes(ctx, reqs, [2], params).delta[0].double()}
+    expected = {}
+
+    def rotated(layer: int, delta: torch.Tensor) -> torch.Tensor:
+        W, K = tiny.spec.get_weight(tiny.model, layer).double(), layer_keys(ctx, reqs, layer).double()
+        M = 0.1 * W @ ctx.stats(layer) @ W.T + (K @ W.T + delta).T @ (K @ W.T)  # λ W C0 Wᵀ + V_E (W K_E)ᵀ
+        return (procrustes(M) @ W).float()
+
+    try:
+        for layer in (1, 2):
+            deltas[(layer, "fresh")] = one_layer_changes(ctx, reqs, [layer], params).delta[0].double()
+            expected[(layer, "fresh")] = rotated(layer, deltas[(layer, "fresh")])
+            if layer == 2:
+                expected[(2, "stale")] = rotated(2, deltas[(2, "stale")])
+            tiny.spec.set_weight(tiny.model, layer, expected[(layer, "fresh")])
+    finally:
+        for layer in (1, 2):
+            tiny.spec.set_weight(tiny.model, layer, W0[layer])
+    for layer in (1, 2):
+        torch.testing.assert_close(after[layer], expected[(layer, "fresh")], rtol=0, atol=1e-6)
+        assert matrix_stats(after[layer], W0[layer].double())["sv_drift"] < 1e-6
+        assert diag["orthogonality"][str(layer)] < 1e-10
+        assert diag["v"][0]["own_delta"][str(layer)]["v_steps"] == 3
+    # layer 1's rotation moves δ_2 by ≈ 0.6 % here, and layer 2 by ≈ 3e-5 (≥ 10× the by-hand agreement above)
+    assert float((after[2] - expected[(2, "stale")]).abs().max()) > 1e-5
+    assert "z_residual" not in diag["v"][0]  # no z* in this variant
+
+
+def test_targets_schema_and_report_label():
+    from editbench.config import compose
+    from editbench.errors import ConfigError
+    from editbench.results.runs import variant_label
+    from editbench.schema.check import validate
+
+    assert compose(["model=tiny-llama"]).method.targets == "spread"
+    validate(compose(["model=tiny-llama", "method.targets=own"]))
+    with pytest.raises(ConfigError, match="method.targets='z_star'.*one of spread, own"):
+        validate(compose(["model=tiny-llama", "method.targets=z_star"]))
+    assert variant_label("MOSE (paper)", {"config:method.targets": "own"}) == "MOSE (paper, own V_E^l targets)"
+    assert variant_label("MOSE (paper)", {"config:method.targets": "spread"}) == "MOSE (paper)"
+
+
+def test_a_run_with_own_targets_records_each_layers_delta(tmp_path, data_dir, isolated_cache):
+    from editbench.io import read_jsonl
+    from tests.test_runner import tiny_run
+
+    summary = tiny_run(tmp_path, data_dir, "method=mose", "num_edits=2", "method.targets=own")
+    assert summary["n"] == 2
+    for s in read_jsonl(tmp_path / "steps.jsonl"):
+        recorded = {layer for group in s["v"] for layer in group["own_delta"]}
+        assert recorded == {str(x) for x in s["layers"]}
+        for layer in s["layers"]:
+            assert s["matrices"][str(layer)]["sv_drift"] < 1e-6

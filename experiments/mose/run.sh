@@ -67,4 +67,18 @@ lambda100)
   $PY -m editbench method=mose method.mom2_update_weight=100 num_edits=${EDITS:-100} downstream=glue $common \
       hydra.run.dir=$RUNS/lambda100/mose
   ;;
+variants)
+  # Issue 20, MOSE variants within the paper's freedom (README "Variants"): method.targets = spread (default)
+  # | own, on the CounterFact *train* split (never the evaluated one), single-sequential, one thread each.
+  # eval_at=[10,20]: all edits so far are also scored after steps 10 and 20 (the final protocol for the first
+  # 10 / 20 edits, as a run of that length would give); the summary is the final model's, as eval_at=final.
+  export OMP_NUM_THREADS=1
+  for t in spread own; do
+    $PY -m editbench method=mose method.targets=$t dataset.split=train num_edits=${EDITS:-30} 'eval_at=[10,20]' \
+        threads=1 $common hydra.run.dir=$RUNS/variants/targets-$t &
+  done
+  wait
+  $PY -m editbench.report $RUNS/variants --by label --out $OUT/variants
+  $PY experiments/mose/variants/by_step.py $RUNS/variants/targets-* --out $OUT/variants/by_step.md
+  ;;
 esac

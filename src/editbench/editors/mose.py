@@ -7,6 +7,7 @@ K0 is never materialised: C0 = E[k kᵀ] stands in for K0 K0ᵀ. Each matrix kee
 rotation Q_t = R_t Q_{t−1} in float64 and the weight is set to Q_t W0, so W0's singular values
 survive any number of edits to float64 precision (D3). V_E comes from z* at the top edited layer,
 spread bottom-up as in MEMIT (D2). The edited layers are chosen per request by eq. 22 (D4).
+`targets: own` (a variant, issue 20) gives each edited layer eq. 22's own V_E^l = W^l K_E^l + δ_l instead.
 
 Each step's record says where the edit went (`edit_geometry`, per edited layer and request: ‖W k‖,
 the requested change split along and across W k, the norm gap no rotation can close, what the
@@ -22,13 +23,15 @@ import torch
 
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
+from editbench.locate.layer_change import one_layer_changes, own_targets
 from editbench.locate.reads import read_at_subject
 from editbench.locate.spread import residual_targets, spread
-from editbench.locate.values import ValueParams, optimize_values
+from editbench.locate.values import ValueParams
 from editbench.numerics import singular_values
 
 ROTATIONS = ("orthogonal", "special_orthogonal")
 SELECTION_OPTIMIZERS = ("newton", "adam")
+TARGETS = ("spread", "own")  # V_E^l: MEMIT's spread of one z* (D2) | each layer's own δ_l (eq. 22)
 
 
 def procrustes(M: torch.Tensor, special: bool = False) -> torch.Tensor:
@@ -99,13 +102,16 @@ class Mose(Editor):
             raise ConfigError(f"method.layer_selection={self.mode!r}; use fixed, select or select_neighbors")
         self.values = ValueParams.from_cfg(cfg.value)
         self.rotation = str(cfg.get("rotation", "orthogonal"))
+        self.targets = str(cfg.get("targets", "spread"))
         self.selection_optimizer = str(cfg.get("selection_optimizer", "adam"))
-        if self.rotation not in ROTATIONS or self.selection_optimizer not in SELECTION_OPTIMIZERS:
+        if (self.rotation not in ROTATIONS or self.selection_optimizer not in SELECTION_OPTIMIZERS
+                or self.targets not in TARGETS):
             from editbench.errors import ConfigError
 
             raise ConfigError(f"method.rotation={self.rotation!r} (use {' or '.join(ROTATIONS)}), "
                               f"method.selection_optimizer={self.selection_optimizer!r} "
-                              f"(use {' or '.join(SELECTION_OPTIMIZERS)})")
+                              f"(use {' or '.join(SELECTION_OPTIMIZERS)}), "
+                              f"method.targets={self.targets!r} (use {' or '.join(TARGETS)})")
         self.rotations: dict[int, torch.Tensor] = {}  # Q_t per edited layer, float64 (d, d)
         self.last_det: dict[int, tuple[float, float]] = {}  # (det R_t, det Q_t) of the last step per layer
         self._gram0: dict[int, torch.Tensor] = {}  # W0 C0 W0ᵀ per layer
@@ -131,10 +137,11 @@ class Mose(Editor):
 
         Which V_E^l: the one-layer change. δ_l is the change of layer l's MLP output (= W_l k_l, the
         down projection's output) that alone makes the model say the target, found by the shared
-        value optimisation at site "mlp_out" (ROME's site). The update itself uses a different
-        V_E: z* at the top of the edited set, spread over {l*−1, l*, l*+1} (D2). That V_E depends on
-        the edited set, i.e. on l*, so it cannot be what chooses l*; the single-layer change is the
-        quantity eq. 22 can compare across candidates before anything is chosen.
+        value optimisation at site "mlp_out" (ROME's site; locate/layer_change.py). The update itself
+        uses a different V_E by default: z* at the top of the edited set, spread over {l*−1, l*, l*+1}
+        (D2). That V_E depends on the edited set, i.e. on l*, so it cannot be what chooses l*; the
+        single-layer change is the quantity eq. 22 can compare across candidates before anything is
+        chosen. (`targets: own` rotates each edited layer towards this δ_l itself.)
 
         How much change: `selection_optimizer: newton` (default) runs δ_l to the same early stop as
         z* (`selection_steps`, value.early_stop) with Newton steps on the loss, whose length follows
@@ -145,26 +152,26 @@ class Mose(Editor):
         1/(‖W_l‖₂‖k_l‖) (issue 26, experiments/mose/layer_scores.py).
         """
         ctx, cands = self.ctx, self.candidates()
-        steps = int(self.cfg.selection_steps)
-        params = ValueParams(**{**self.values.__dict__, "steps": steps, "optimizer": self.selection_optimizer})
+        params = self.selection_params()
         keys = read_at_subject(ctx, requests, ["{}"], [(layer, "key") for layer in cands])
-        res = optimize_values(ctx, requests, ["{}"], cands, "mlp_out", params)
-        change = res.delta.norm(dim=1)  # the FFN-output change, rows layer-major
-        losses = torch.tensor(res.losses, device=change.device)  # (steps, rows); newton returns its best δ
-        final = losses[-1] if self.selection_optimizer == "adam" else losses.min(dim=0).values
+        res = one_layer_changes(ctx, requests, cands, params)
+        change, final = res.delta.norm(dim=2), res.loss  # the FFN-output change, (candidates, n)
         if self.selection_optimizer == "newton":
             # Where δ_l did not reach the early stop, the edit needs more than the value clamp allows
             # at layer l: score it with that bound, a lower bound on the change it needs (otherwise a
             # layer where nothing helps would keep δ = 0 and look the cheapest).
             short = final >= params.early_stop
-            change = torch.where(short, params.clamp_norm_factor * res.h0.norm(dim=1), change)
-        change = change.reshape(len(cands), len(requests))
-        final = final.reshape(len(cands), len(requests))
+            change = torch.where(short, params.clamp_norm_factor * res.h0.norm(dim=2), change)
         key_norms = torch.stack([keys[(layer, "key")][:, 0].norm(dim=1) for layer in cands])
         spectral = torch.tensor([self.spectral0(layer) for layer in cands], device=key_norms.device)
         denom = spectral[:, None] * key_norms
         return {"delta_norm": change.T.cpu(), "denominator": denom.T.cpu(), "score": (change / denom).T.cpu(),
                 "loss_final": final.T.cpu(), "steps": torch.tensor(res.steps)}
+
+    def selection_params(self) -> ValueParams:
+        """The value settings of eq. 22's δ_l (and of `targets: own`): `value`, with the selection's steps and optimiser."""
+        return ValueParams(**{**self.values.__dict__, "steps": int(self.cfg.selection_steps),
+                              "optimizer": self.selection_optimizer})
 
     def spectral0(self, layer: int) -> float:
         if layer not in self._spectral0:  # rotations preserve ‖W‖₂: the current W gives W0's value
@@ -200,9 +207,20 @@ class Mose(Editor):
         return diag
 
     def edit_group(self, requests: list[EditRequest], layers: list[int], diag: dict) -> dict:
-        z = residual_targets(self.ctx, requests, layers[-1], self.values)
-        spread_record: dict = {}
-        for t in spread(self.ctx, requests, layers, z.values, record=spread_record):
+        """Rotate each edited layer, bottom-up, towards its target V_E^l = W^l K_E^l + change (eq. 17-20).
+
+        targets=spread (D2): change = (z* − z)/(L − i + 1), one z* optimised at the top edited layer;
+        targets=own (eq. 22's V_E^l): change = δ_l, the layer's own one-layer change, found when the
+        layer is reached (after the rotations below it), with the layer scores' settings.
+        """
+        record: dict = {"case_ids": [r.case_id for r in requests]}
+        if self.targets == "own":
+            targets = own_targets(self.ctx, requests, layers, self.selection_params(), record=record)
+        else:
+            z = residual_targets(self.ctx, requests, layers[-1], self.values)
+            record.update(z.diagnostics())
+            targets = spread(self.ctx, requests, layers, z.values, record=record)
+        for t in targets:
             diag["orthogonality"][str(t.layer)] = self.rotate(t.layer, t.keys, t.targets)
             geometry = edit_geometry(t.outputs, t.targets, t.keys @ self.weight(t.layer).T)
             entry = diag.setdefault("edit_geometry", {}).setdefault(str(t.layer), {"case_ids": []})
@@ -213,8 +231,9 @@ class Mose(Editor):
             diag.setdefault("residual_share", {})[str(t.layer)] = t.share.norm(dim=1).tolist()
             cos = torch.nn.functional.cosine_similarity(t.targets, t.outputs, dim=1)
             diag.setdefault("cos_target_output", {})[str(t.layer)] = cos.tolist()
-        # z_residual (from the spread): ‖z* − z‖ at the top layer per request, before each layer and after all
-        return {"case_ids": [r.case_id for r in requests], **z.diagnostics(), **spread_record}
+        # spread: z_residual, ‖z* − z‖ at the top layer per request before each layer and after all;
+        # own: own_delta, each layer's value-optimisation record
+        return record
 
     def rotate(self, layer: int, keys: torch.Tensor, targets: torch.Tensor) -> float:
         """One Procrustes step on `layer` for keys K_E (n, m) and target outputs V_E (n, d).

@@ -50,6 +50,7 @@ VARIANTS = {
     ("method.rotation", "special_orthogonal"): "SO(d)",
     ("method.selection_optimizer", "adam"): "Adam layer scores",
     ("method.coft_projection", "stack"): "stack COFT",
+    ("method.targets", "own"): "own V_E^l targets",  # issue 20
 }
 
 

@@ -57,6 +57,8 @@ class MoseConfig(MethodConfig):
     selection_optimizer: str = key(one_of("newton", "adam"), default="newton",
                                    doc="eq. 22's δ_l: newton (to the early stop, issue 26) | adam (the earlier rule)")
     rotation: str = key(one_of("orthogonal", "special_orthogonal"), default="orthogonal")
+    targets: str = key(one_of("spread", "own"), default="spread",  # issue 20's variant
+                       doc="V_E^l: spread (one z*, MEMIT's spread, D2) | own (each layer's δ_l of eq. 22)")
     value: ValueConfig = MISSING
 
 
