@@ -4,10 +4,12 @@ of a tiny model (`+experiment=table1` with model=tiny-llama and a few edits)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +69,15 @@ def _scores(run_dir):
     return {k: summary[k] for k in ("n", "reliability", "generalization", "locality", "pre")}
 
 
+def _cell_pid(runner_pid: int, run_dir) -> int:
+    """The runner's child process that runs into `run_dir` (Linux: /proc)."""
+    for task in Path(f"/proc/{runner_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            if f"hydra.run.dir={run_dir}" in Path(f"/proc/{pid}/cmdline").read_text().split("\0"):
+                return int(pid)
+    raise AssertionError(f"no process of the runner {runner_pid} runs into {run_dir}")
+
+
 def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp_path, run_data, capsys):
     argv = ["table1", *TINY, f"data_dir={run_data}", *TWO]
     cells = select(experiment_cells("table1", [*TINY, f"data_dir={run_data}"]), [TWO[1]])
@@ -88,12 +99,24 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
     assert not (tmp_path / "short" / cells[0].name / "summary.json").exists()
     # 4. The same stop (SIGTERM to the runner: SIGINT to its cells) once both cells have written steps: exit 1,
     # the steps stay; the rerun continues them after their last checkpoint (resume=) to the first run's scores.
+    # Each cell is frozen (SIGSTOP) as soon as it has a step, so neither can finish while the other starts up
+    # (a tiny cell's last 5 steps take about a second); the runner's SIGINT waits for SIGCONT.
     cut = tmp_path / "cut"
     runner = subprocess.Popen([sys.executable, "-m", "editbench.cells", *argv, "--runs", str(cut)],
                               stdout=subprocess.PIPE, text=True)
-    while not all(read_jsonl(cut / c.name / "steps.jsonl") for c in cells) and runner.poll() is None:
-        time.sleep(0.05)
+    frozen: dict[str, int] = {}
+    while len(frozen) < len(cells) and runner.poll() is None:
+        for c in cells:
+            if c.name not in frozen and read_jsonl(cut / c.name / "steps.jsonl"):
+                frozen[c.name] = _cell_pid(runner.pid, cut / c.name)
+                os.kill(frozen[c.name], signal.SIGSTOP)
+        time.sleep(0.01)
+    assert len(frozen) == len(cells), runner.stdout.read()
     runner.send_signal(signal.SIGTERM)
+    said = [runner.stdout.readline() for _ in cells]  # the runner has sent SIGINT to both
+    assert all("SIGTERM, stopping" in line for line in said), said
+    for pid in frozen.values():
+        os.kill(pid, signal.SIGCONT)
     assert runner.wait(timeout=GRACE_SECONDS + 30) == 1, runner.stdout.read()
     for c in cells:
         assert not (cut / c.name / "summary.json").exists()
