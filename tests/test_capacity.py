@@ -96,7 +96,7 @@ def test_mose_memory_variant_holds_earlier_edits_better():
 
 
 def test_run_writes_results_report_and_figure(tmp_path):
-    s = cap.Settings(dims=[24, 32], max_edits=12, grid=[0, 1, 4, 12], batch=2, mose_lams=[1.0, 100.0],
+    s = cap.Settings(dims=[24, 32], max_edits=12, grid=[0, 1, 4, 12], batch="0.08d", mose_lams=[1.0, 100.0],
                      mose_memory=1.0, mose_anchor="original", c0_trace=100.0,
                      distractors=5)
     rows = cap.run(s, tmp_path)
@@ -105,6 +105,7 @@ def test_run_writes_results_report_and_figure(tmp_path):
                        "memit λ=5000",
                        "alphaedit α=10"}
     assert len(rows) == 2 * len(methods) * 4
+    assert {(r["d"], r["batch"]) for r in rows} == {(24, 2), (32, 3)}  # "0.08d": the same b/d at each width
     for r in rows:
         if r["edits"] == 0:
             assert r["preservation_error"] == 0.0
@@ -114,6 +115,7 @@ def test_run_writes_results_report_and_figure(tmp_path):
     at = {(r["method"], r["d"]): r for r in rows if r["edits"] == 12}
     assert at[("mose λ=100", 32)]["preservation_error"] < at[("mose λ=1", 32)]["preservation_error"]
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "report.png").stat().st_size > 1000
+    assert (tmp_path / "widths.png").stat().st_size > 1000  # one panel per method, one curve per d
     assert "recall" in (tmp_path / "report.md").read_text()
 
 

@@ -513,3 +513,20 @@ def test_a_run_with_own_targets_records_each_layers_delta(tmp_path, data_dir, is
         assert recorded == {str(x) for x in s["layers"]}
         for layer in s["layers"]:
             assert s["matrices"][str(layer)]["sv_drift"] < 1e-6
+
+
+def test_a_bare_method_config_takes_the_schemas_defaults_and_rules(tiny):
+    """The editor reads rotation / targets / selection_optimizer / layer_selection through the schema
+    (one list of allowed values, one default), also when no `validate` saw the config."""
+    from editbench.errors import ConfigError
+    from editbench.schema.methods import MoseConfig
+
+    ctx = EditContext(tiny.model, tiny.tokenizer, tiny.spec, [["{}"]], FixedStats(tiny.spec.ffn_size))
+    editor = build_editor("mose", ctx, OmegaConf.create(MOSE_CFG))  # MOSE_CFG has none of the three
+    assert (editor.rotation, editor.targets, editor.selection_optimizer) == (
+        MoseConfig.rotation, MoseConfig.targets, MoseConfig.selection_optimizer) == (
+        "orthogonal", "spread", "newton")
+    for key, bad in [("rotation", "skew"), ("targets", "z_star"), ("selection_optimizer", "sgd"),
+                     ("layer_selection", "all")]:
+        with pytest.raises(ConfigError, match=rf"method.{key}='{bad}' is out of range: must be one of"):
+            build_editor("mose", ctx, OmegaConf.create({**MOSE_CFG, key: bad}))

@@ -401,7 +401,7 @@ class Settings:
     m_ratio: float = 8 / 3
     max_edits: int = 500
     grid: list[int] = field(default_factory=list)  # default: a coarse log grid up to max_edits
-    batch: int = 1
+    batch: int | str = 1  # edits per step, or "Fd": round(F·d) at each width (the same b/d everywhere)
     methods: list[str] = field(default_factory=lambda: ["mose", "memit", "alphaedit"])
     mose_lams: list[float | str] = field(default_factory=lambda: [1000.0])  # "X@D": λ = X·d/D (λ/d kept)
     mose_memory: float = 0.0
@@ -498,6 +498,13 @@ def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
     return out
 
 
+def batch_size(spec: int | str, d: int) -> int:
+    """Edits per step: an int, or "Fd" for round(F·d) (e.g. "0.1d": 58 at d = 576, 410 at d = 4096)."""
+    if isinstance(spec, str) and spec.endswith("d"):
+        return max(1, round(float(spec[:-1]) * d))
+    return int(spec)
+
+
 def run_dim(d: int | None, s: Settings) -> list[dict]:
     """All methods on one memory: rows of (method, N, measures)."""
     g = torch.Generator().manual_seed(s.seed)
@@ -526,13 +533,14 @@ def run_dim(d: int | None, s: Settings) -> list[dict]:
           "| N(0, C0):", json.dumps(key_statistics(W0, c, gauss * c.sqrt())), flush=True)
     old, base = mem.old, float(((mem.W0 * mem.c) @ mem.W0.T).trace())  # E‖W0 k‖² = tr(W0 C0 W0ᵀ)
     grid = sorted(set(s.grid or default_grid(s.max_edits)))
+    batch = batch_size(s.batch, mem.d)
     rows = []
     for name, editor in editors_for(mem, s).items():
         done, seconds = 0, 0.0
         for n in grid:
             t0 = time.perf_counter()
             while done < n:
-                hi = min(done + s.batch, n)
+                hi = min(done + batch, n)
                 editor.step(keys[done:hi], targets[done:hi])
                 done = hi
             seconds += time.perf_counter() - t0
@@ -541,7 +549,7 @@ def run_dim(d: int | None, s: Settings) -> list[dict]:
             out = old[:n] @ editor.Q.T if isinstance(editor, MoseEditor) else editor.outputs(keys[:n])
             rec = recall_measures(out, old[:n], targets[:n], s.distractors, eval_g,
                                   s.layers.get(name.split()[0].split("+")[0], 1))
-            rows.append({"d": mem.d, "m": mem.m, "method": name, "edits": n, **rec,
+            rows.append({"d": mem.d, "m": mem.m, "method": name, "edits": n, "batch": batch, **rec,
                          "preservation_error": math.sqrt(max(editor.delta_energy(), 0.0) / base),
                          "edit_seconds": seconds, "key_scale": key_scale, **editor.extra()})
         print(f"d={mem.d} {name}: {n} edits, recall {rec['recall']:.3f}, kept@0.5 {rec['kept@0.5']:.3f}, "
@@ -566,6 +574,8 @@ def write_outputs(rows: list[dict], s: Settings, out: Path) -> None:
                      f"{r['preservation_error']:.4f} |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "report.png")
+    if len({r["d"] for r in rows}) > 1:
+        plot_widths(rows, out / "widths.png")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -598,12 +608,47 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+WIDTH_PANELS = (("kept@0.5", "kept@0.5 (share stacked over the\nmethod's layers ≥ ½: the LM readout)"),
+                ("delivered", "delivered share per layer"), ("recall", "recall (cosine-nearest candidate)"))
+
+
+def plot_widths(rows: list[dict], path: Path) -> None:
+    """One panel per (measure, method), one curve per d: the capacity figure of issue 20."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    dims = sorted({r["d"] for r in rows})
+    colours = plt.cm.viridis([i / max(len(dims) - 1, 1) * 0.85 for i in range(len(dims))])
+    fig, axes = plt.subplots(len(WIDTH_PANELS), len(methods), figsize=(3.6 * len(methods), 2.9 * len(WIDTH_PANELS)),
+                             squeeze=False, sharey="row")
+    for j, method in enumerate(methods):
+        for colour, d in zip(colours, dims, strict=True):
+            sel = [r for r in rows if r["d"] == d and r["method"] == method and r["edits"] > 0]
+            for i, (key, _) in enumerate(WIDTH_PANELS):
+                axes[i][j].plot([r["edits"] for r in sel], [r[key] for r in sel], "o-", ms=3, color=colour,
+                                label=f"d = {d}")
+        axes[0][j].set_title(method, fontsize=9)
+        for i, (_, ylabel) in enumerate(WIDTH_PANELS):
+            axes[i][j].set_xscale("log")
+            axes[i][j].grid(alpha=0.3)
+            axes[-1][j].set_xlabel("edits so far (N)")
+            if j == 0:
+                axes[i][j].set_ylabel(ylabel, fontsize=8)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def run(s: Settings, out: Path | None = None) -> list[dict]:
     rows = []
     for d in [None] if s.real else s.dims:
         rows += run_dim(d, s)
-    if out is not None:
-        write_outputs(rows, s, out)
+        if out is not None:  # after each width: a stopped run keeps the widths it finished
+            write_outputs(rows, s, out)
     return rows
 
 
@@ -622,7 +667,8 @@ def main() -> None:
     ap.add_argument("--dims", default="576,1024,2048,4096")
     ap.add_argument("--max-edits", type=int, default=4000)
     ap.add_argument("--grid", default="", help="comma-separated edit counts (default: 0, 1, 3, 10, 30, …, max)")
-    ap.add_argument("--batch", type=int, default=1, help="edits per step (one Procrustes / solve per step)")
+    ap.add_argument("--batch", default="1",
+                    help="edits per step (one Procrustes / solve per step); Fd: round(F·d), e.g. 0.1d")
     ap.add_argument("--methods", default="mose,memit,alphaedit")
     ap.add_argument("--mose-lams", default="1000",
                     help="comma-separated λ for MOSE, one curve each; X@D: λ = X·d/D (same λ/d at every width)")
@@ -654,7 +700,7 @@ def main() -> None:
     max_edits = a.max_edits
     if a.quick:
         dims, max_edits = [x for x in dims if x <= 1024] or [576], min(max_edits, 500)
-    s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch,
+    s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch if a.batch.endswith("d") else int(a.batch),
                  methods=a.methods.split(","), mose_lams=[_lam(x) for x in a.mose_lams.split(",") if x],
                  mose_memory=a.mose_memory, mose_anchor=a.mose_anchor, memit_lam=_lam(a.memit_lam), alpha=a.alpha,
                  null_fraction=a.null_fraction, null_threshold=a.null_threshold, w_spectrum=a.w_spectrum,

@@ -67,6 +67,27 @@ lambda100)
   $PY -m editbench method=mose method.mom2_update_weight=100 num_edits=${EDITS:-100} downstream=glue $common \
       hydra.run.dir=$RUNS/lambda100/mose
   ;;
+capacity-widths)
+  # Issue 20's capacity figure: one curve per d (576, 1024, 2048, 4096; m = 8/3·d), MOSE (λ/d of our 1000@576 and of
+  # the released 15000@4096) against MEMIT (λ/m fixed) and AlphaEdit, N up to 4000, widths.png + results.csv.
+  # Batch-sequential at b = d/10 edits per solve (one 4096² SVD per MOSE step); the batch check at d = 576 runs the
+  # same 1000 edits at b = 1 and b = 58. 200 real keys set the key scale (N_KEYS; 2.5 min to export).
+  # Measured 2026-11-29 at one thread beside two other 1-thread jobs on 2 cores: see the README's Capacity section.
+  export OMP_NUM_THREADS=1
+  CAP=$OUT/capacity-real
+  MEM=$RUNS/smollm2-layer4.safetensors
+  [ -f $MEM ] || PYTHONPATH=src:. $PY $OUT/export_memory.py --layer 4 --n-keys ${N_KEYS:-200} --out $MEM
+  cap="PYTHONPATH=src:. $PY $OUT/capacity.py --targets measured --changes $CAP/real-keys/changes.csv \
+       --memit-lam 5000@1536 --alpha 10 --null-threshold 0.02"
+  eval $cap --real $MEM --keys real --max-edits 200 --grid 0,1,3,10,30,100,200 --mose-lams 1000,15000@4096 \
+      --out $CAP/real-keys-200
+  for b in 1 58; do
+    eval $cap --shape $MEM --key-scale auto --dims 576 --batch $b --max-edits 1000 --grid 0,10,100,300,1000 \
+        --mose-lams 1000@576 --out $CAP/batch-check-b$b
+  done
+  eval $cap --shape $MEM --key-scale auto --dims 576,1024,2048,4096 --batch 0.1d --max-edits 4000 \
+      --grid 0,10,100,300,1000,2000,4000 --mose-lams 1000@576,15000@4096 --out $CAP/widths
+  ;;
 variants)
   # Issue 20, MOSE variants within the paper's freedom (README "Variants"): method.targets = spread (default)
   # | own, on the CounterFact *train* split (never the evaluated one), single-sequential, one thread each.

@@ -28,10 +28,8 @@ from editbench.locate.reads import read_at_subject
 from editbench.locate.spread import residual_targets, spread
 from editbench.locate.values import ValueParams
 from editbench.numerics import singular_values
-
-ROTATIONS = ("orthogonal", "special_orthogonal")
-SELECTION_OPTIMIZERS = ("newton", "adam")
-TARGETS = ("spread", "own")  # V_E^l: MEMIT's spread of one z* (D2) | each layer's own δ_l (eq. 22)
+from editbench.schema.check import setting
+from editbench.schema.methods import MoseConfig
 
 
 def procrustes(M: torch.Tensor, special: bool = False) -> torch.Tensor:
@@ -95,23 +93,12 @@ class Mose(Editor):
     def __init__(self, ctx, cfg) -> None:
         super().__init__(ctx, cfg)
         self.lam = float(cfg.mom2_update_weight)
-        self.mode = cfg.layer_selection
-        if self.mode not in ("fixed", "select", "select_neighbors"):
-            from editbench.errors import ConfigError
-
-            raise ConfigError(f"method.layer_selection={self.mode!r}; use fixed, select or select_neighbors")
+        # allowed values and defaults from the schema (schema/methods.py), also for a bare method config
+        self.mode = setting(MoseConfig, cfg, "layer_selection")
         self.values = ValueParams.from_cfg(cfg.value)
-        self.rotation = str(cfg.get("rotation", "orthogonal"))
-        self.targets = str(cfg.get("targets", "spread"))
-        self.selection_optimizer = str(cfg.get("selection_optimizer", "adam"))
-        if (self.rotation not in ROTATIONS or self.selection_optimizer not in SELECTION_OPTIMIZERS
-                or self.targets not in TARGETS):
-            from editbench.errors import ConfigError
-
-            raise ConfigError(f"method.rotation={self.rotation!r} (use {' or '.join(ROTATIONS)}), "
-                              f"method.selection_optimizer={self.selection_optimizer!r} "
-                              f"(use {' or '.join(SELECTION_OPTIMIZERS)}), "
-                              f"method.targets={self.targets!r} (use {' or '.join(TARGETS)})")
+        self.rotation = setting(MoseConfig, cfg, "rotation")  # orthogonal | special_orthogonal (D15)
+        self.targets = setting(MoseConfig, cfg, "targets")  # V_E^l: spread (D2) | own (eq. 22's δ_l)
+        self.selection_optimizer = setting(MoseConfig, cfg, "selection_optimizer")  # newton | adam
         self.rotations: dict[int, torch.Tensor] = {}  # Q_t per edited layer, float64 (d, d)
         self.last_det: dict[int, tuple[float, float]] = {}  # (det R_t, det Q_t) of the last step per layer
         self._gram0: dict[int, torch.Tensor] = {}  # W0 C0 W0ᵀ per layer

@@ -20,6 +20,8 @@ import torch
 from editbench.data.records import EditRequest
 from editbench.editors.base import Editor, register
 from editbench.locate.finetune import minimise_target_nll
+from editbench.schema.check import setting
+from editbench.schema.methods import MoseOftConfig
 
 
 def cayley(R: torch.Tensor) -> torch.Tensor:
@@ -79,7 +81,7 @@ class MoseOft(Editor):
         b = m // self.n_blocks
         # COFT radius ε·(m/r)²/√r, per block (released oft_main.py) or for the stack (variant)
         self.radius = float(cfg.coft_eps) * b**2 / math.sqrt(self.n_blocks)
-        self.projection = str(cfg.get("coft_projection", "per_block"))  # checked by the schema (one_of)
+        self.projection = setting(MoseOftConfig, cfg, "coft_projection")  # per_block (released) | stack
         self.R = {layer: torch.zeros(self.n_blocks, b, b, device=ctx.device) for layer in self.layers}
 
     def _project(self, R: torch.Tensor) -> None:

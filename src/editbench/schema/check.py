@@ -1,5 +1,5 @@
 """Checking a composed config against the schemas: `validate` (one ConfigError naming every bad key,
-and the warnings), and what resume asks (`added_later`)."""
+and the warnings), what resume asks (`added_later`), and one key read through its schema (`setting`)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,23 @@ def validate(cfg: Any, n_layers: int | None = None) -> list[str]:
         raise ConfigError("; ".join(errors) + " (see conf/ and /work/shared/docs/methods.md for each key)"
                           if len(errors) > 1 else errors[0])
     return warnings
+
+
+def setting(schema: type, cfg: Any, name: str, group: str = "method") -> Any:
+    """`cfg.<name>` checked by its schema field's rule, or the field's default where `cfg` lacks the key.
+
+    For editors, which may be built from a bare method config (tests, the Python API) that `validate` never
+    saw: the allowed values and the default exist once, in the schema."""
+    f = next((f for f in fields(schema) if f.name == name), None)
+    if f is None:
+        raise KeyError(f"{schema.__name__} has no key {name!r}")
+    value = cfg.get(name, MISSING) if hasattr(cfg, "get") else getattr(cfg, name, MISSING)
+    if value is MISSING:
+        if f.default is MISSING:
+            raise ConfigError(f"{group}.{name} is missing; set it in the config (see conf/{group}/)")
+        value = f.default
+    rule = f.metadata.get("rule")
+    if rule is not None and not rule.ok(value, None):
+        doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
+        raise ConfigError(f"{group}.{name}={value!r} is out of range: must be {rule.text}{doc}")
+    return value
