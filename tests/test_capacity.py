@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -111,11 +113,22 @@ def test_run_writes_results_report_and_figure(tmp_path):
             assert r["preservation_error"] == 0.0
         else:
             assert 0.0 <= r["recall"] <= 1.0 and r["preservation_error"] >= 0.0
+            # the median stacked share is the θ at which half the edits are kept
+            assert (r["kept@0.5"] >= 0.5) if r["stacked_median"] >= 0.5 else (r["kept@0.5"] <= 0.5)
+            assert r["kept@0.3"] >= r["kept@0.4"] >= r["kept@0.5"] >= r["kept@0.7"]
     # a stronger anchor moves W less
     at = {(r["method"], r["d"]): r for r in rows if r["edits"] == 12}
     assert at[("mose λ=100", 32)]["preservation_error"] < at[("mose λ=1", 32)]["preservation_error"]
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "report.png").stat().st_size > 1000
     assert (tmp_path / "widths.png").stat().st_size > 1000  # one panel per method, one curve per d
+    report = (tmp_path / "report.md").read_text()
+    assert "## By width" in report and "| memit λ=5000 | 32 | 85 | 3 |" in report
+    # the report and figures regenerate from results.csv + settings.json alone (--from-results), identically
+    again = tmp_path / "again"
+    cap.write_outputs(cap.read_results(tmp_path / "results.csv"), cap.Settings(**json.loads(
+        (tmp_path / "settings.json").read_text())), again)
+    assert (again / "report.md").read_text() == report
+    assert (again / "results.csv").read_text() == (tmp_path / "results.csv").read_text()
     assert "recall" in (tmp_path / "report.md").read_text()
 
 

@@ -348,7 +348,8 @@ class AlphaEditor:
 # --- measures -----------------------------------------------------------------------------------------------
 
 
-KEPT_THRESHOLDS = (0.3, 0.5, 0.7)
+KEPT_THRESHOLDS = (0.3, 0.4, 0.5, 0.7)
+RECALL_CHUNK = 256  # edits per block of the recall readout
 
 
 def stacked_share(share: torch.Tensor, layers: int) -> torch.Tensor:
@@ -368,27 +369,31 @@ def recall_measures(out: torch.Tensor, old: torch.Tensor, targets: torch.Tensor,
                     g: torch.Generator, layers: int = 1) -> dict[str, float]:
     """recall (cosine), recall_l2, delivered and kept@θ for the edits so far (rows of out / old / targets).
 
-    kept@θ: the fraction of edits whose delivered share, stacked over `layers` layers, is ≥ θ.
+    kept@θ: the fraction of edits whose delivered share, stacked over `layers` layers, is ≥ θ;
+    stacked_median: the median of that stacked share (the θ at which half the edits are kept).
     """
     t = out.shape[0]
     if t == 0:
-        return {"recall": math.nan, "recall_l2": math.nan, "delivered": math.nan,
+        return {"recall": math.nan, "recall_l2": math.nan, "delivered": math.nan, "stacked_median": math.nan,
                 **{f"kept@{th:g}": math.nan for th in KEPT_THRESHOLDS}}
     n_other = min(distractors, t - 1)
     if n_other:  # other edits' targets: j ≠ i, drawn per edit
         idx = torch.randint(0, t - 1, (t, n_other), generator=g)
         idx = idx + (idx >= torch.arange(t)[:, None]).long()
-        cands = torch.cat([targets[:, None], old[:, None], targets[idx]], dim=1)  # (t, 2 + n_other, d)
-    else:
-        cands = torch.stack([targets, old], dim=1)
-    cos = torch.nn.functional.cosine_similarity(out[:, None], cands, dim=2)
-    dist = (out[:, None] - cands).norm(dim=2)
+    nearest_cos, nearest_l2 = [], []
+    for lo in range(0, t, RECALL_CHUNK):  # (rows, 2 + n_other, d) candidates per chunk: 6.7 GB at once for t = 4000
+        rows = slice(lo, min(lo + RECALL_CHUNK, t))
+        cands = torch.stack([targets[rows], old[rows]], dim=1)
+        if n_other:
+            cands = torch.cat([cands, targets[idx[rows]]], dim=1)
+        nearest_cos.append(torch.nn.functional.cosine_similarity(out[rows, None], cands, dim=2).argmax(dim=1))
+        nearest_l2.append((out[rows, None] - cands).norm(dim=2).argmin(dim=1))
     change = targets - old
     delivered = ((out - old) * change).sum(dim=1) / (change * change).sum(dim=1)
     stacked = stacked_share(delivered, layers)
-    return {"recall": float((cos.argmax(dim=1) == 0).double().mean()),
-            "recall_l2": float((dist.argmin(dim=1) == 0).double().mean()),
-            "delivered": float(delivered.mean()),
+    return {"recall": float((torch.cat(nearest_cos) == 0).double().mean()),
+            "recall_l2": float((torch.cat(nearest_l2) == 0).double().mean()),
+            "delivered": float(delivered.mean()), "stacked_median": float(stacked.median()),
             **{f"kept@{th:g}": float((stacked >= th).double().mean()) for th in KEPT_THRESHOLDS}}
 
 
@@ -566,16 +571,46 @@ def write_outputs(rows: list[dict], s: Settings, out: Path) -> None:
         w.writerows(rows)
     (out / "settings.json").write_text(json.dumps(asdict(s), indent=1))
     lines = ["# Capacity of a linear memory under sequential edits", "", f"settings: `{json.dumps(asdict(s))}`", "",
-             "| d | method | edits | recall | recall_l2 | delivered | kept@0.3 | kept@0.5 | kept@0.7 | preservation error |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| d | method | edits | recall | recall_l2 | delivered | stacked median | kept@0.3 | kept@0.4 | kept@0.5 "
+             "| kept@0.7 | preservation error |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['d']} | {r['method']} | {r['edits']} | {r['recall']:.3f} | {r['recall_l2']:.3f} | "
-                     f"{r['delivered']:.3f} | {r['kept@0.3']:.3f} | {r['kept@0.5']:.3f} | {r['kept@0.7']:.3f} | "
-                     f"{r['preservation_error']:.4f} |")
+                     f"{r['delivered']:.3f} | {r['stacked_median']:.3f} | "
+                     + "".join(f"{r[f'kept@{th:g}']:.3f} | " for th in KEPT_THRESHOLDS)
+                     + f"{r['preservation_error']:.4f} |")
+    if len({r["d"] for r in rows}) > 1:
+        lines += ["", *widths_table(rows)]
+        plot_widths(rows, out / "widths.png")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot(rows, out / "report.png")
-    if len({r["d"] for r in rows}) > 1:
-        plot_widths(rows, out / "widths.png")
+
+
+def widths_table(rows: list[dict], measures: tuple[str, ...] = ("delivered", "kept@0.4", "kept@0.5",
+                                                                 "preservation_error")) -> list[str]:
+    """Markdown: one row per (method, d), each measure at every N of the grid (the numbers of widths.png)."""
+    grid = sorted({r["edits"] for r in rows if r["edits"] > 0})
+    at = {(r["method"], r["d"], r["edits"]): r for r in rows}
+    lines = ["## By width (one row per method and d; values after N = " + " / ".join(map(str, grid)) + " edits)", "",
+             "| method | d | m | b | " + " | ".join(measures) + " |", "|---|---|---|---|" + "---|" * len(measures)]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        for d in sorted({r["d"] for r in rows if r["method"] == method}):
+            sel = [at.get((method, d, n)) for n in grid]
+            first = next(r for r in sel if r)
+            cells = [" / ".join("–" if r is None else f"{r[k]:.3f}" for r in sel) for k in measures]
+            lines.append(f"| {method} | {d} | {first['m']} | {first.get('batch', '')} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def read_results(path: Path) -> list[dict]:
+    """results.csv back into rows (numbers as numbers), for --from-results."""
+    def value(text: str) -> object:
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+    with path.open() as f:
+        return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -693,7 +728,14 @@ def main() -> None:
     ap.add_argument("--distractors", type=int, default=100)
     ap.add_argument("--real", default=None, help="safetensors with W0 (d×m) and C0 (m×m): replaces --dims")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--from-results", type=Path, default=None,
+                    help="a results.csv (settings.json beside it): rewrite report.md and the figures into --out, no edits")
     a = ap.parse_args()
+    if a.from_results:
+        saved = json.loads((a.from_results.parent / "settings.json").read_text())
+        write_outputs(read_results(a.from_results), Settings(**saved), a.out)
+        print(f"report.md and figures from {a.from_results} → {a.out}")
+        return
     if a.snapshot_changes:
         a.changes = str(write_changes(Path(a.snapshot_changes), a.out / "changes.csv"))
     dims = [int(x) for x in a.dims.split(",")]
