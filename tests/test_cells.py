@@ -126,3 +126,26 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
         assert "resuming" in (cut / f"{c.name}.log").read_text()
         assert _scores(cut / c.name) == _scores(ref / c.name)
         assert [r["step"] for r in read_jsonl(cut / c.name / "steps.jsonl")] == list(range(1, EDITS + 1))
+
+
+def test_issue20_lambda_choice_reads_the_grid_from_the_cells_file(tmp_path, capsys):
+    from experiments.gemma3 import choose_lambda
+
+    cells = tmp_path / "cells.sh"
+    cells.write_text("for l in 10 100; do cell i20-lam-mose-$l method=mose method.mom2_update_weight=$l; done\n"
+                     "for l in 0.1 1; do cell i20-lam-alphaedit-$l method=alphaedit method.L2=$l; done\n"
+                     "cell i20-e100-mose method=mose\n")
+    runs = tmp_path / "runs"
+    scores = {"mose-10": (0.5, 0.25, 0.75), "mose-100": (0.75, 0.25, 0.5), "alphaedit-0.1": (1.0, 0.4, 0.9)}
+    for name, (r, g, loc) in scores.items():
+        (runs / f"i20-lam-{name}").mkdir(parents=True)
+        (runs / f"i20-lam-{name}" / "summary.json").write_text(
+            json.dumps({"reliability": r, "generalization": g, "locality": loc}))
+    # MOSE: equal means (exactly 0.5), the first value in the file's order wins; AlphaEdit's grid is unfinished: left out
+    assert choose_lambda.choices(cells, runs) == {"MOSE_LAM": "10"}
+    (runs / "i20-lam-alphaedit-1").mkdir()
+    (runs / "i20-lam-alphaedit-1" / "summary.json").write_text(
+        json.dumps({"reliability": 1.0, "generalization": 0.5, "locality": 0.9}))
+    assert choose_lambda.main([str(cells), str(runs)]) == 0
+    assert capsys.readouterr().out.split() == ["MOSE_LAM=10", "ALPHAEDIT_L2=1"]
+    assert choose_lambda.main([str(runs), str(runs)]) == 2

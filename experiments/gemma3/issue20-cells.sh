@@ -1,4 +1,4 @@
-# Cells for the runner (python -m editbench.cells experiments/gemma3/issue20-cells.sh --runs experiments/gemma3/runs):
+# Cells for the runner, through experiments/gemma3/issue20.sh (it runs them, chooses λ and writes the tables):
 # issue 20's second real model. Gemma3-270M (d = 640), CounterFact, the configs of conf/method_model/*_gemma3-270m
 # (value lr 2.0) except the swept λ.
 # 1. λ on the *train* split (methods.md D5: never tuned on the evaluated split): 20 single-sequential edits,
@@ -8,7 +8,7 @@ for l in 10 100 1000 10000; do cell i20-lam-mose-$l method=mose method.mom2_upda
 for l in 100 500 2000 15000; do cell i20-lam-memit-$l method=memit method.mom2_update_weight=$l "${lam[@]}"; done
 for l2 in 0.1 1 10 100; do cell i20-lam-alphaedit-$l2 method=alphaedit method.L2=$l2 "${lam[@]}"; done
 # 2. 100 single-sequential edits of the evaluated split with the λ the train split chose (MOSE_LAM, MEMIT_LAM,
-#    ALPHAEDIT_L2 from step 1's report: experiments/gemma3/issue20/lambda.md), eval_at=final.
+#    ALPHAEDIT_L2: choose_lambda.py over step 1's cells, best mean R/G/L), eval_at=final.
 if [ -n "${MOSE_LAM:-}" ]; then
   e100=(model=gemma3-270m num_edits=100 eval_at=final)
   cell i20-e100-mose method=mose method.mom2_update_weight="$MOSE_LAM" "${e100[@]}"

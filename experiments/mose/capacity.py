@@ -643,7 +643,7 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-WIDTH_PANELS = (("kept@0.5", "kept@0.5 (share stacked over the\nmethod's layers ≥ ½: the LM readout)"),
+WIDTH_PANELS = (("kept@0.4", "kept@0.4 (share stacked over the method's\nlayers ≥ 0.4: the readout that matches\nthe LM's kept rates, README)"),
                 ("delivered", "delivered share per layer"), ("recall", "recall (cosine-nearest candidate)"))
 
 

@@ -51,15 +51,7 @@ capacity-real)
   # batch-sequential MOSE (10 edits per solve) against the single edits above
   eval $cap --real $MEM --keys gaussian --key-scale auto --max-edits 100 --grid 0,10,30,100 --mose-lams 1000 \
       --methods mose --batch 10 --out $CAP/real-gaussian-batch10
-  # width: synthetic memories with layer 4's σ(W0) / eig(C0) shapes, m = 8/3·d, the real keys' output scale;
-  # batch-sequential steps (b ≈ d/10 edits per solve) so that large d fits the CPU budget
-  # (2026-11-29: d = 2048 stopped after its first MOSE curve, d = 4096 not started; README)
-  for db in 576:58 1024:102 2048:205; do
-    eval $cap --shape $MEM --key-scale auto --dims ${db%:*} --batch ${db#*:} --max-edits 1000 \
-        --grid 0,10,100,300,1000 --mose-lams 1000@576,15000@4096 --out $CAP/width-${db%:*}
-  done
-  eval $cap --shape $MEM --key-scale auto --dims 4096 --batch 1000 --max-edits 2000 --grid 0,10,1000,2000 \
-      --mose-lams 15000@4096 --methods mose,memit --out $CAP/width-4096
+  # the widths (synthetic memories with layer 4's shapes) moved to capacity-widths below
   ;;
 lambda100)
   # Diagnosis of the 100-edit collapse (README, norms section): the same 100 edits at λ = 100,
@@ -72,10 +64,11 @@ capacity-widths)
   # the released 15000@4096) against MEMIT (λ/m fixed) and AlphaEdit, N up to 4000, widths.png + results.csv.
   # Batch-sequential at b = d/10 edits per solve (one 4096² SVD per MOSE step); the batch check at d = 576 runs the
   # same 1000 edits at b = 1 and b = 58. 200 real keys set the key scale (N_KEYS; 2.5 min to export).
-  # Measured 2026-11-29 at one thread beside two other 1-thread jobs on 2 cores: see the README's Capacity section.
+  # 2026-11-29, one thread beside two 1-thread cells on 2 cores: 60 min, 52 of them the widths line (d = 4096's two
+  # MOSE curves 26 min); DIMS=576,1024,2048 ≈ 10 min. `capacity.py --from-results DIR/results.csv --out DIR` redraws.
   export OMP_NUM_THREADS=1
   CAP=$OUT/capacity-real
-  MEM=$RUNS/smollm2-layer4.safetensors
+  MEM=$RUNS/smollm2-layer4-${N_KEYS:-200}keys.safetensors  # capacity-real's file holds the first 20 of these
   [ -f $MEM ] || PYTHONPATH=src:. $PY $OUT/export_memory.py --layer 4 --n-keys ${N_KEYS:-200} --out $MEM
   cap="PYTHONPATH=src:. $PY $OUT/capacity.py --targets measured --changes $CAP/real-keys/changes.csv \
        --memit-lam 5000@1536 --alpha 10 --null-threshold 0.02"
@@ -85,7 +78,7 @@ capacity-widths)
     eval $cap --shape $MEM --key-scale auto --dims 576 --batch $b --max-edits 1000 --grid 0,10,100,300,1000 \
         --mose-lams 1000@576 --out $CAP/batch-check-b$b
   done
-  eval $cap --shape $MEM --key-scale auto --dims 576,1024,2048,4096 --batch 0.1d --max-edits 4000 \
+  eval $cap --shape $MEM --key-scale auto --dims ${DIMS:-576,1024,2048,4096} --batch 0.1d --max-edits 4000 \
       --grid 0,10,100,300,1000,2000,4000 --mose-lams 1000@576,15000@4096 --out $CAP/widths
   ;;
 variants)

@@ -1,0 +1,47 @@
+"""Issue 20's λ choice on Gemma3 from the train-split cells of issue20-cells.sh (`i20-lam-<method>-<value>`): per
+method, the value with the best mean of reliability, generalization and locality (the rule of README §2; a tie
+keeps the first value in the cells file's order). Prints the shell assignments that the file's 100-edit cells
+read, e.g. `MOSE_LAM=10 MEMIT_LAM=500 ALPHAEDIT_L2=10`; a method whose grid has unfinished cells is left out.
+The grid is the cells file's (`editbench.cells.file_cells`), not a copy.
+
+  eval "$(python experiments/gemma3/choose_lambda.py experiments/gemma3/issue20-cells.sh experiments/gemma3/runs)"
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from editbench.cells import file_cells
+
+VARIABLES = {"mose": "MOSE_LAM", "memit": "MEMIT_LAM", "alphaedit": "ALPHAEDIT_L2"}
+MEASURES = ("reliability", "generalization", "locality")
+
+
+def choices(cells_file: Path, runs: Path) -> dict[str, str]:
+    grids: dict[str, list[str]] = {}
+    for cell in file_cells(cells_file):
+        if cell.name.startswith("i20-lam-"):
+            method, value = cell.name.removeprefix("i20-lam-").rsplit("-", 1)
+            grids.setdefault(method, []).append(value)
+    chosen = {}
+    for method, values in grids.items():
+        summaries = [runs / f"i20-lam-{method}-{v}" / "summary.json" for v in values]
+        if all(p.is_file() for p in summaries):
+            means = [sum(json.loads(p.read_text())[k] for k in MEASURES) / len(MEASURES) for p in summaries]
+            chosen[VARIABLES[method]] = values[means.index(max(means))]
+    return chosen
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not Path(argv[0]).is_file() or not Path(argv[1]).is_dir():
+        print("usage: choose_lambda.py CELLS_FILE RUNS_DIR (issue20-cells.sh and the dir of its i20-lam-* runs)",
+              file=sys.stderr)
+        return 2
+    print(" ".join(f"{var}={value}" for var, value in choices(Path(argv[0]), Path(argv[1])).items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
