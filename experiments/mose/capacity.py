@@ -666,10 +666,10 @@ def plot_widths(rows: list[dict], path: Path) -> None:
                 axes[i][j].plot([r["edits"] for r in sel], [r[key] for r in sel], "o-", ms=3, color=colour,
                                 label=f"d = {d}")
         axes[0][j].set_title(method, fontsize=9)
+        axes[-1][j].set_xlabel("edits so far (N)")
         for i, (_, ylabel) in enumerate(WIDTH_PANELS):
             axes[i][j].set_xscale("log")
             axes[i][j].grid(alpha=0.3)
-            axes[-1][j].set_xlabel("edits so far (N)")
             if j == 0:
                 axes[i][j].set_ylabel(ylabel, fontsize=8)
     axes[0][-1].legend(fontsize=7)

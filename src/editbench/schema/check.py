@@ -77,6 +77,16 @@ def recorded_values(method: str, name: str) -> tuple[float, ...]:
     return tuple(float(v) for v in values if is_number(v))
 
 
+def out_of_range(path: str, value: Any, f: Any, n_layers: int | None = None) -> str | None:
+    """The error for `path=value` when schema field `f`'s rule refuses it (None when allowed or unruled)."""
+    rule = f.metadata.get("rule")
+    if rule is None or rule.ok(value, n_layers):
+        return None
+    text = rule.text.replace("n_layers-1", str(n_layers - 1)) if n_layers else rule.text
+    doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
+    return f"{path}={value!r} is out of range: must be {text}{doc}"
+
+
 def validate(cfg: Any, n_layers: int | None = None) -> list[str]:
     """Check every value rule of the composed config; return the warnings.
 
@@ -88,11 +98,9 @@ def validate(cfg: Any, n_layers: int | None = None) -> list[str]:
     method = str((plain.get("method") or {}).get("name"))
     errors, warnings = [], []
     for path, value, f in _walk(Config, plain, ""):
-        rule, warn = f.metadata.get("rule"), f.metadata.get("warn")
-        if rule is not None and not rule.ok(value, n_layers):
-            text = rule.text.replace("n_layers-1", str(n_layers - 1)) if n_layers else rule.text
-            doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
-            errors.append(f"{path}={value!r} is out of range: must be {text}{doc}")
+        warn = f.metadata.get("warn")
+        if error := out_of_range(path, value, f, n_layers):
+            errors.append(error)
         elif warn is not None:
             message = warn.says(value, path, list(recorded_values(method, f.name)))
             if message:
@@ -116,8 +124,6 @@ def setting(schema: type, cfg: Any, name: str, group: str = "method") -> Any:
         if f.default is MISSING:
             raise ConfigError(f"{group}.{name} is missing; set it in the config (see conf/{group}/)")
         value = f.default
-    rule = f.metadata.get("rule")
-    if rule is not None and not rule.ok(value, None):
-        doc = f" ({f.metadata['doc']})" if f.metadata.get("doc") else ""
-        raise ConfigError(f"{group}.{name}={value!r} is out of range: must be {rule.text}{doc}")
+    if error := out_of_range(f"{group}.{name}", value, f):
+        raise ConfigError(error)
     return value
