@@ -81,6 +81,13 @@ capacity-widths)
   eval $cap --shape $MEM --key-scale auto --dims ${DIMS:-576,1024,2048,4096} --batch 0.1d --max-edits 4000 \
       --grid 0,10,100,300,1000,2000,4000 --mose-lams 1000@576,15000@4096 --out $CAP/widths
   ;;
+coft)
+  # Issue 20, mose_oft's COFT radius both ways in Table 1's CounterFact cell (README audit section): the released
+  # constant is Table 1's own cell (`make table1`, TABLE1_RUNS), the fair port ε = 2.85e-4 is coft_cells.sh's.
+  $PY -m editbench.cells $OUT/coft_cells.sh --runs $RUNS/coft --only '^coft-port-counterfact$'
+  $PY -m editbench.report ${TABLE1_RUNS:-experiments/table1/runs}/mose_oft-counterfact $RUNS/coft/coft-port-counterfact \
+      --by config:method.coft_eps --out $OUT/coft
+  ;;
 variants)
   # Issue 20, MOSE variants within the paper's freedom (README "Variants"): method.targets = spread (default)
   # | own, on the CounterFact *train* split (never the evaluated one), single-sequential, one thread each.
