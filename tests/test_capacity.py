@@ -108,6 +108,9 @@ def test_run_writes_results_report_and_figure(tmp_path):
                        "alphaedit α=10"}
     assert len(rows) == 2 * len(methods) * 4
     assert {(r["d"], r["batch"]) for r in rows} == {(24, 2), (32, 3)}  # "0.08d": the same b/d at each width
+    assert (cap.batch_spec("0.08d"), cap.batch_spec("5")) == ("0.08d", 5)
+    with pytest.raises(ValueError):
+        cap.batch_spec("tend")
     for r in rows:
         if r["edits"] == 0:
             assert r["preservation_error"] == 0.0

@@ -134,7 +134,8 @@ def test_issue20_lambda_choice_reads_the_grid_from_the_cells_file(tmp_path, caps
     cells = tmp_path / "cells.sh"
     cells.write_text("for l in 10 100; do cell i20-lam-mose-$l method=mose method.mom2_update_weight=$l; done\n"
                      "for l in 0.1 1; do cell i20-lam-alphaedit-$l method=alphaedit method.L2=$l; done\n"
-                     "cell i20-e100-mose method=mose\n")
+                     "cell i20-e100-mose method=mose\n"
+                     "for l in 10 100; do cell i20-h100-mose-$l method=mose method.mom2_update_weight=$l; done\n")
     runs = tmp_path / "runs"
     scores = {"mose-10": (0.5, 0.25, 0.75), "mose-100": (0.75, 0.25, 0.5), "alphaedit-0.1": (1.0, 0.4, 0.9)}
     for name, (r, g, loc) in scores.items():
@@ -149,3 +150,11 @@ def test_issue20_lambda_choice_reads_the_grid_from_the_cells_file(tmp_path, caps
     assert choose_lambda.main([str(cells), str(runs)]) == 0
     assert capsys.readouterr().out.split() == ["MOSE_LAM=10", "ALPHAEDIT_L2=1"]
     assert choose_lambda.main([str(runs), str(runs)]) == 2
+    # the check at the evaluated horizon: the same rule over the i20-h100- grid, which can disagree with step 1's
+    assert choose_lambda.choices(cells, runs, "i20-h100-") == {}
+    for lam, loc in (("10", 0.25), ("100", 0.75)):
+        (runs / f"i20-h100-mose-{lam}").mkdir()
+        (runs / f"i20-h100-mose-{lam}" / "summary.json").write_text(
+            json.dumps({"reliability": 0.5, "generalization": 0.25, "locality": loc}))
+    assert choose_lambda.main([str(cells), str(runs), "i20-h100-"]) == 0
+    assert capsys.readouterr().out.split() == ["MOSE_LAM=100"]

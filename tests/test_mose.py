@@ -238,6 +238,10 @@ def test_coft_projection_per_block_and_stack_against_hand_computed_values():
         kept = inside.clone()
         coft_project(kept, 10.0, mode)
         assert torch.equal(kept, inside)
+    from editbench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="coft_projection.*per_block, stack"):
+        coft_project(R.clone(), radius, "blocks")
 
 
 @pytest.mark.parametrize("mode", ["per_block", "stack"])

@@ -1,10 +1,11 @@
-"""Issue 20's λ choice on Gemma3 from the train-split cells of issue20-cells.sh (`i20-lam-<method>-<value>`): per
-method, the value with the best mean of reliability, generalization and locality (the rule of README §2; a tie
+"""Issue 20's λ choice on Gemma3 from the train-split cells of issue20-cells.sh (`<prefix><method>-<value>`, prefix
+`i20-lam-` for the 20-edit grid of step 1, `i20-h100-` for the check at the evaluated horizon of step 3): per method, the value with the best mean of reliability, generalization and locality (the rule of README §2; a tie
 keeps the first value in the cells file's order). Prints the shell assignments that the file's 100-edit cells
 read, e.g. `MOSE_LAM=10 MEMIT_LAM=500 ALPHAEDIT_L2=10`; a method whose grid has unfinished cells is left out.
 The grid is the cells file's (`editbench.cells.file_cells`), not a copy.
 
   eval "$(python experiments/gemma3/choose_lambda.py experiments/gemma3/issue20-cells.sh experiments/gemma3/runs)"
+  python experiments/gemma3/choose_lambda.py experiments/gemma3/issue20-cells.sh experiments/gemma3/runs i20-h100-
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ VARIABLES = {"mose": "MOSE_LAM", "memit": "MEMIT_LAM", "alphaedit": "ALPHAEDIT_L
 MEASURES = ("reliability", "generalization", "locality")
 
 
-def choices(cells_file: Path, runs: Path) -> dict[str, str]:
+def choices(cells_file: Path, runs: Path, prefix: str = "i20-lam-") -> dict[str, str]:
     grids: dict[str, list[str]] = {}
     for cell in file_cells(cells_file):
-        if cell.name.startswith("i20-lam-"):
-            method, value = cell.name.removeprefix("i20-lam-").rsplit("-", 1)
+        if cell.name.startswith(prefix):
+            method, value = cell.name.removeprefix(prefix).rsplit("-", 1)
             grids.setdefault(method, []).append(value)
     chosen = {}
     for method, values in grids.items():
-        summaries = [runs / f"i20-lam-{method}-{v}" / "summary.json" for v in values]
+        summaries = [runs / f"{prefix}{method}-{v}" / "summary.json" for v in values]
         if all(p.is_file() for p in summaries):
             means = [sum(json.loads(p.read_text())[k] for k in MEASURES) / len(MEASURES) for p in summaries]
             chosen[VARIABLES[method]] = values[means.index(max(means))]
@@ -35,11 +36,12 @@ def choices(cells_file: Path, runs: Path) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or not Path(argv[0]).is_file() or not Path(argv[1]).is_dir():
-        print("usage: choose_lambda.py CELLS_FILE RUNS_DIR (issue20-cells.sh and the dir of its i20-lam-* runs)",
+    if len(argv) not in (2, 3) or not Path(argv[0]).is_file() or not Path(argv[1]).is_dir():
+        print("usage: choose_lambda.py CELLS_FILE RUNS_DIR [PREFIX] (issue20-cells.sh, the dir of its runs, and the "
+              "grid's cell-name prefix: i20-lam- by default, i20-h100- for the check at the evaluated horizon)",
               file=sys.stderr)
         return 2
-    print(" ".join(f"{var}={value}" for var, value in choices(Path(argv[0]), Path(argv[1])).items()))
+    print(" ".join(f"{var}={value}" for var, value in choices(Path(argv[0]), Path(argv[1]), *argv[2:]).items()))
     return 0
 
 

@@ -503,11 +503,17 @@ def editors_for(mem: Memory, s: Settings) -> dict[str, object]:
     return out
 
 
+def batch_spec(text: str) -> int | str:
+    """--batch as Settings keeps it: an int, or "Fd" (checked here, read by batch_size)."""
+    if text.endswith("d"):
+        float(text[:-1])
+        return text
+    return int(text)
+
+
 def batch_size(spec: int | str, d: int) -> int:
     """Edits per step: an int, or "Fd" for round(F·d) (e.g. "0.1d": 58 at d = 576, 410 at d = 4096)."""
-    if isinstance(spec, str) and spec.endswith("d"):
-        return max(1, round(float(spec[:-1]) * d))
-    return int(spec)
+    return max(1, round(float(spec[:-1]) * d)) if isinstance(spec, str) else spec
 
 
 def run_dim(d: int | None, s: Settings) -> list[dict]:
@@ -742,7 +748,7 @@ def main() -> None:
     max_edits = a.max_edits
     if a.quick:
         dims, max_edits = [x for x in dims if x <= 1024] or [576], min(max_edits, 500)
-    s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=a.batch if a.batch.endswith("d") else int(a.batch),
+    s = Settings(dims=dims, max_edits=max_edits, grid=[int(x) for x in _floats(a.grid)], batch=batch_spec(a.batch),
                  methods=a.methods.split(","), mose_lams=[_lam(x) for x in a.mose_lams.split(",") if x],
                  mose_memory=a.mose_memory, mose_anchor=a.mose_anchor, memit_lam=_lam(a.memit_lam), alpha=a.alpha,
                  null_fraction=a.null_fraction, null_threshold=a.null_threshold, w_spectrum=a.w_spectrum,

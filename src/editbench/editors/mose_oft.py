@@ -48,23 +48,19 @@ def block_orthogonality_error(Q: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(Q.transpose(-1, -2) @ Q - eye).square().sum().sqrt())
 
 
-COFT_PROJECTIONS = ("per_block", "stack")
-
-
 def coft_project(R: torch.Tensor, radius: float, mode: str = "per_block") -> None:
     """In place: scale R (r, b, b) back onto the Frobenius ball of `radius` around 0 where it left it.
 
     per_block: each block separately (released `project_batch`); stack: the r blocks as one matrix.
     """
-    if mode == "per_block":
+    # the allowed modes exist once, as the schema's rule for method.coft_projection
+    if setting(MoseOftConfig, {"coft_projection": mode}, "coft_projection") == "per_block":
         norms = torch.linalg.matrix_norm(R, dim=(-2, -1))
         R.mul_(torch.where(norms > radius, radius / norms, torch.ones_like(norms))[:, None, None])
-    elif mode == "stack":
+    else:
         norm = torch.linalg.matrix_norm(R.reshape(-1, R.shape[-1]))
         if norm > radius:
             R.mul_(radius / norm)
-    else:
-        raise ValueError(f"unknown COFT projection {mode!r}; use one of {COFT_PROJECTIONS}")
 
 
 @register("mose_oft")
