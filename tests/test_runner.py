@@ -122,6 +122,7 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, data_dir, isolated
     one = df[(df.method == "ft") & (df.dataset == "CounterFact")].iloc[0]
     final = pd.DataFrame([e for e in read_jsonl(Path(one.run_dir) / "edits.jsonl") if e.get("final")])
     assert one["se:reliability"] == pytest.approx(final.reliability.std(ddof=1) / len(final) ** 0.5)
+    assert "n:reliability" not in flat and one["count:reliability"] == len(final) == one["n"]
     assert (tmp_path / "flat" / "norms.png").stat().st_size > 1000
     norms = pd.read_csv(tmp_path / "flat" / "norms.csv").set_index("method")
     assert norms.loc["mose", "fro/fro0 max"] == pytest.approx(1.0, abs=1e-6)  # rotations keep the norm
@@ -140,6 +141,19 @@ def test_report_tables_and_norm_plot_from_real_runs(tmp_path, data_dir, isolated
     assert "–" in md and "nan" not in md
     tex = (tmp_path / "partial" / "report.tex").read_text()
     assert "--" in tex and "nan" not in tex
+
+
+def test_a_score_on_fewer_requests_than_n_states_its_own_n():
+    from editbench.results.runs import table
+
+    # CounterFact's ES / PS / NS exist only on the records that carry the ROME fields (2 of 100 here)
+    df = pd.DataFrame([{"method": "memit", "n": 100, "reliability": 0.8, "es": 0.5, "count:reliability": 100,
+                        "count:es": 2},
+                       {"method": "mose", "n": 100, "reliability": 0.2, "count:reliability": 100}])
+    out = table(df, ["method"]).set_index("method")
+    assert list(out.columns[:3]) == ["n", "seeds", "n:es"] and "n:reliability" not in out
+    assert out.loc["memit", "n:es"] == 2 and pd.isna(out.loc["mose", "n:es"])
+    assert "n:es" not in table(df.assign(**{"count:es": 100}).iloc[:1], ["method"])
 
 
 def test_downstream_before_every_k_and_after_with_retention(tmp_path, data_dir, isolated_cache):

@@ -66,11 +66,12 @@ def variant_label(label: str, row: dict) -> str:
 
 def standard_errors(run_dir: Path, protocol: str | None) -> dict:
     """`se:<metric>` (and `se:after:<metric>`): the standard error over the scored requests, sd / √n,
-    from edits.jsonl: the records the summary's scores came from, and the after-last-edit ones."""
+    from edits.jsonl: the records the summary's scores came from, and the after-last-edit ones; and
+    `count:<metric>`, how many of the former carry the metric (see `table`)."""
     records = read_jsonl(run_dir / "edits.jsonl") if (run_dir / "edits.jsonl").is_file() else []
     final = pd.DataFrame([r for r in records if r.get("final")])
     headline = pd.DataFrame([r for r in records if not r.get("final")]) if protocol == "immediate" else final
-    out = {}
+    out = {f"count:{m}": int(headline[m].notna().sum()) for m in METRICS if m in headline}
     for prefix, frame in (("se:", headline), ("se:after:", final if protocol == "immediate" else pd.DataFrame())):
         for m in METRICS:
             if m in frame and frame[m].notna().sum() > 1:
@@ -112,6 +113,12 @@ def table(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     std = grouped[metrics].std() * 100
     out.insert(0, "n", grouped["n"].first())
     out.insert(1, "seeds", grouped.size())
+    # A score measured on fewer requests than n states its own n: CounterFact's ES / PS / NS need the ROME
+    # fields (target_true, neighbourhood prompts), which the EasyEdit-format records carry only where they
+    # overlap the 500-record ROME sample (data/rome_sample.py): 2 of the first 100, for example.
+    counts = [m for m in METRICS if m in df and f"count:{m}" in df and (df[f"count:{m}"].fillna(0) != df["n"]).any()]
+    for i, m in enumerate(counts):
+        out.insert(2 + i, f"n:{m}", grouped[f"count:{m}"].first())
     for m in metrics:
         if (out["seeds"] > 1).any():
             out[f"{m} std"] = std[m]
