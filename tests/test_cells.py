@@ -51,6 +51,11 @@ def test_bad_input_is_one_clear_error(capsys):
     assert "no experiment config 'table9'" in capsys.readouterr().err
     assert main(["table1", "--only", "(mose", "--list"]) == 2
     assert "--only '(mose' is not a regular expression" in capsys.readouterr().err
+    # a pattern that starts with "-" is the pattern, not an option (make table1 ONLY='-conceptedit$')
+    assert main(["table1", "--only", "-conceptedit$", "--only", "-zsre$", "--skip", "-zsre$", "--list"]) == 0
+    names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
+    assert len(names) == 8 and all(n.endswith("-conceptedit") for n in names)
+    assert "--only '(mose' is not a regular expression" in capsys.readouterr().err
     assert main(["fig4", "--skip", ".", "--list"]) == 2
     assert "no cell matches" in capsys.readouterr().err
     assert main(["experiments/nowhere/cells.sh", "--list"]) == 2

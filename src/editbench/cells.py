@@ -233,8 +233,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _attach_patterns(argv: Sequence[str]) -> list[str]:
+    """`--only -conceptedit$` as `--only=-conceptedit$`: argparse takes a value that starts with "-" for an
+    option (and fails with "expected one argument"), and a cell-name regex often does."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--only", "--skip"):
+            out[-1] += "=" + arg
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_intermixed_args(argv)
+    args = parser().parse_intermixed_args(_attach_patterns(sys.argv[1:] if argv is None else argv))
     try:
         if args.jobs < 1 or (args.deadline is not None and args.deadline <= 0) or args.grace < 0:
             raise ConfigError(f"--jobs {args.jobs} --deadline {args.deadline} --grace {args.grace}: give --jobs >= 1, "
