@@ -55,7 +55,6 @@ def test_bad_input_is_one_clear_error(capsys):
     assert main(["table1", "--only", "-conceptedit$", "--only", "-zsre$", "--skip", "-zsre$", "--list"]) == 0
     names = [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()]
     assert len(names) == 8 and all(n.endswith("-conceptedit") for n in names)
-    assert "--only '(mose' is not a regular expression" in capsys.readouterr().err
     assert main(["fig4", "--skip", ".", "--list"]) == 2
     assert "no cell matches" in capsys.readouterr().err
     assert main(["experiments/nowhere/cells.sh", "--list"]) == 2
