@@ -162,3 +162,32 @@ def test_issue20_lambda_choice_reads_the_grid_from_the_cells_file(tmp_path, caps
             json.dumps({"reliability": 0.5, "generalization": 0.25, "locality": loc}))
     assert choose_lambda.main([str(cells), str(runs), "i20-h100-"]) == 0
     assert capsys.readouterr().out.split() == ["MOSE_LAM=100"]
+
+
+def test_table2_batch_lambda_is_chosen_by_the_same_rule_and_written_where_table2_reads_it(tmp_path, capsys):
+    import shutil
+
+    from omegaconf import OmegaConf
+
+    from editbench.config import compose
+    from experiments.table2 import choose_lambda
+
+    conf = tmp_path / "conf"
+    shutil.copytree(choose_lambda.CONF, conf)
+    cells = Path(__file__).resolve().parents[1] / "experiments" / "table2" / "lambda-cells.sh"
+    runs = tmp_path / "runs"
+    means = {"emmet-10000": 0.5, "emmet-100000": 0.25, "emmet-1000000": 0.75, "alphaedit-1": 0.5}
+    for name, score in means.items():
+        (runs / name).mkdir(parents=True)
+        (runs / name / "summary.json").write_text(
+            json.dumps({"reliability": score, "generalization": score, "locality": score}))
+    assert choose_lambda.main([str(cells), str(runs)], conf) == 0
+    assert capsys.readouterr().out.splitlines() == ["emmet: mom2_update_weight = 1e+06"]  # AlphaEdit's grid unfinished
+    emmet = (conf / "emmet_smollm2-135m.yaml").read_text()
+    assert OmegaConf.create(emmet).mom2_update_weight == 1e6 and "NOT YET RUN" not in emmet and "# @package" in emmet
+    assert (conf / "alphaedit_smollm2-135m.yaml").read_text() == (choose_lambda.CONF / "alphaedit_smollm2-135m.yaml"
+                                                                 ).read_text()
+    # the shipped file is what Table 2's cells compose (the rule writes the value they read)
+    assert compose(["+experiment=table2", "method=emmet"]).method.mom2_update_weight == OmegaConf.create(
+        (choose_lambda.CONF / "emmet_smollm2-135m.yaml").read_text()).mom2_update_weight
+    assert choose_lambda.main([str(runs), str(runs)], conf) == 2

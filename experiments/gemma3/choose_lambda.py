@@ -1,8 +1,8 @@
-"""Issue 20's λ choice on Gemma3 from the train-split cells of issue20-cells.sh (`<prefix><method>-<value>`, prefix
-`i20-lam-` for the 20-edit grid of step 1, `i20-h100-` for the check at the evaluated horizon of step 3): per method, the value with the best mean of reliability, generalization and locality (the rule of README §2; a tie
-keeps the first value in the cells file's order). Prints the shell assignments that the file's 100-edit cells
-read, e.g. `MOSE_LAM=10 MEMIT_LAM=500 ALPHAEDIT_L2=10`; a method whose grid has unfinished cells is left out.
-The grid is the cells file's (`editbench.cells.file_cells`), not a copy.
+"""Issue 20's λ choice on Gemma3 from the train-split cells of issue20-cells.sh (`<prefix><method>-<value>`,
+prefix `i20-lam-` for the 20-edit grid of step 1, `i20-h100-` for the check at the evaluated horizon of step 3),
+by the rule of `experiments/choose.py` (README §2: the best mean of R / G / L; a tie keeps the first value in the
+file's order). Prints the shell assignments that the file's 100-edit cells read, e.g. `MOSE_LAM=10 MEMIT_LAM=500
+ALPHAEDIT_L2=10`; a method whose grid has unfinished cells is left out. The grid is the cells file's, not a copy.
 
   eval "$(python experiments/gemma3/choose_lambda.py experiments/gemma3/issue20-cells.sh experiments/gemma3/runs)"
   python experiments/gemma3/choose_lambda.py experiments/gemma3/issue20-cells.sh experiments/gemma3/runs i20-h100-
@@ -10,29 +10,16 @@ The grid is the cells file's (`editbench.cells.file_cells`), not a copy.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from editbench.cells import file_cells
+from experiments.choose import grid_choices
 
 VARIABLES = {"mose": "MOSE_LAM", "memit": "MEMIT_LAM", "alphaedit": "ALPHAEDIT_L2"}
-MEASURES = ("reliability", "generalization", "locality")
 
 
 def choices(cells_file: Path, runs: Path, prefix: str = "i20-lam-") -> dict[str, str]:
-    grids: dict[str, list[str]] = {}
-    for cell in file_cells(cells_file):
-        if cell.name.startswith(prefix):
-            method, value = cell.name.removeprefix(prefix).rsplit("-", 1)
-            grids.setdefault(method, []).append(value)
-    chosen = {}
-    for method, values in grids.items():
-        summaries = [runs / f"{prefix}{method}-{v}" / "summary.json" for v in values]
-        if all(p.is_file() for p in summaries):
-            means = [sum(json.loads(p.read_text())[k] for k in MEASURES) / len(MEASURES) for p in summaries]
-            chosen[VARIABLES[method]] = values[means.index(max(means))]
-    return chosen
+    return {VARIABLES[method]: value for method, value in grid_choices(cells_file, runs, prefix).items()}
 
 
 def main(argv: list[str]) -> int:
