@@ -14,7 +14,7 @@ set -uo pipefail
 REPO=$(pwd)
 PY=${PY:-/work/main/.venv/bin/python}
 GEMMA3_RUNS=${GEMMA3_RUNS:-/work/main/experiments/gemma3/runs}
-TABLE1_RUNS=${TABLE1_RUNS:-/work/runs-wt/experiments/table1/runs}  # the four issue-26 MOSE cells
+TABLE1_RUNS=${TABLE1_RUNS:-/work/main/experiments/table1/runs}   # the four issue-26 MOSE cells
 FIG3_RUNS=${FIG3_RUNS:-/work/main/experiments/fig3/runs}           # Fig. 3's MOSE cell (issue 26 re-run)
 TREE=${TREE:-/tmp/regenerate-tree}
 OLD_TREE=${OLD_TREE:-/tmp/oldtree}
