@@ -1,5 +1,5 @@
-"""The train-split choice rule of the λ studies (experiments/lambda, gemma3/issue20, table2/lambda), once: in a
-cells file whose grid cells are named `<prefix><method>-<value>`, per method the value whose finished run has the
+"""The train-split choice rule that experiments/lambda's README states, as code for gemma3/issue20 and table2/lambda:
+in a cells file whose grid cells are named `<prefix><method>-<value>`, per method the value whose finished run has the
 best mean of reliability, generalization and locality (summary.json: the final model's scores); a tie keeps the
 first value in the file's order, and a method with an unfinished cell is left out. Never run on the evaluated split
 (methods.md D5)."""
@@ -10,8 +10,7 @@ import json
 from pathlib import Path
 
 from editbench.cells import file_cells
-
-MEASURES = ("reliability", "generalization", "locality")
+from editbench.results.paper import PAPER_METRICS as MEASURES  # reliability, generalization, locality
 
 
 def grid_choices(cells_file: Path, runs: Path, prefix: str = "") -> dict[str, str]:

@@ -64,9 +64,9 @@ def variant_label(label: str, row: dict) -> str:
     return f"{label} ({', '.join(tags)})"
 
 
-def standard_errors(run_dir: Path, protocol: str | None) -> dict:
-    """`se:<metric>` (and `se:after:<metric>`): the standard error over the scored requests, sd / √n,
-    from edits.jsonl: the records the summary's scores came from, and the after-last-edit ones; and
+def request_stats(run_dir: Path, protocol: str | None) -> dict:
+    """From edits.jsonl, over the scored requests: `se:<metric>` (and `se:after:<metric>`), the standard error
+    sd / √n of the records the summary's scores came from (and of the after-last-edit ones), and
     `count:<metric>`, how many of the former carry the metric (see `table`)."""
     records = read_jsonl(run_dir / "edits.jsonl") if (run_dir / "edits.jsonl").is_file() else []
     final = pd.DataFrame([r for r in records if r.get("final")])
@@ -96,7 +96,7 @@ def collect(*roots: Path) -> pd.DataFrame:
             row |= {f"config:{k}": v for k, v in run_config(summary.parent).items()}
             row |= {f"override:{k}": v for k, v in _overrides(summary.parent).items()}
             row |= {f"after:{k}": v for k, v in (record.get("after_last_edit") or {}).items() if k != "n"}
-            row |= standard_errors(summary.parent, record.get("protocol"))
+            row |= request_stats(summary.parent, record.get("protocol"))
             row["label"] = variant_label(row.get("config:method.label") or row.get("method"), row)
             row["run_dir"] = str(summary.parent)
             rows.append(row)
