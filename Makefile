@@ -9,7 +9,7 @@ export EDITBENCH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 ARGS ?=
 
 .PHONY: setup run test test-fast test-no-data lint bench clean \
-	table1 table2 fig2 fig3 fig4 table1-report table2-report fig2-report fig3-report fig4-report
+	keep table1 table2 fig2 fig3 fig4 table1-report table2-report fig2-report fig3-report fig4-report
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -68,6 +68,13 @@ CELLS = $(PY) -m editbench.cells --jobs $(JOBS) $${SKIP:+--skip "$$SKIP"} $${DEA
 REPORT = $(PY) -m editbench.report
 # The run dirs among the shell globs $(1) that hold a summary.json (a plot needs finished runs)
 finished = $$(for d in $(1); do [ -f $$d/summary.json ] && printf '%s ' $$d; done)
+
+# The finished cells' records (every file but the checkpoint) of each experiment's runs, force-added to git's
+# index: run dirs are ignored by git and a machine's disk does not outlive its session here, so a table that
+# takes several sessions is assembled from committed records (python -m editbench.cells --records). Commit next.
+keep: setup
+	for e in table1 table2 fig3 fig4; do files=$$($(PY) -m editbench.cells $$e --runs $(RUNS)/$$e/runs --records) \
+	    || exit 1; [ -z "$$files" ] || git add -f -- $$files || exit 1; done
 
 table1: setup
 	$(CELLS) table1 --runs $(RUNS)/table1/runs $${ONLY:+--only "$$ONLY"}; s=$$?; $(MAKE) --no-print-directory table1-report; exit $$s

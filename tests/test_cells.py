@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from editbench.cells import GRACE_SECONDS, experiment_cells, main, run_cells, select
 from editbench.config import compose
 from editbench.errors import ConfigError
 from editbench.io import read_jsonl
+from editbench.results.runs import collect
 
 METHODS = ["rome", "memit", "rect", "emmet", "prune", "alphaedit", "mose", "mose_oft"]
 
@@ -96,6 +99,24 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
     assert run_cells(cells, ref, jobs=2) is True
     assert capsys.readouterr().out.splitlines() == [f"{c.name}: done" for c in cells]
     assert before == {c.name: (ref / c.name / "summary.json").stat().st_mtime_ns for c in cells}
+    # 2b. Their records (all but the checkpoints: what `make keep` commits) are a done cell on a new machine,
+    # and the report reads the same table from them.
+    assert main([*argv, "--runs", str(ref), "--records"]) == 0
+    kept_files = [Path(line) for line in capsys.readouterr().out.splitlines()]
+    names = {f.relative_to(ref).as_posix() for f in kept_files}
+    for c in cells:
+        assert {f"{c.name}/{f}" for f in ("summary.json", "edits.jsonl", "steps.jsonl", "run_config.yaml",
+                                          ".hydra/overrides.yaml")} <= names
+        assert (ref / c.name / "checkpoint.safetensors").is_file()
+    assert not any(f.name == "checkpoint.safetensors" for f in kept_files)
+    kept = tmp_path / "kept"
+    for f in kept_files:
+        (kept / f.relative_to(ref)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, kept / f.relative_to(ref))
+    assert run_cells(cells, kept, jobs=2) is True
+    assert capsys.readouterr().out.splitlines() == [f"{c.name}: done" for c in cells]
+    pd.testing.assert_frame_equal(collect(kept).drop(columns="run_dir"), collect(ref).drop(columns="run_dir"))
+    assert main([*argv, "--runs", str(tmp_path / "none"), "--records"]) == 0 and capsys.readouterr().out == ""
     # 3. A deadline stops the running cells (SIGINT) and the runner says not all finished.
     started = time.monotonic()
     assert run_cells(cells[:1], tmp_path / "short", jobs=1, deadline=1.0) is False

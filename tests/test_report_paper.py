@@ -10,6 +10,7 @@ import pytest
 from editbench.config import compose
 from editbench.io import read_jsonl
 from editbench.report import main
+from editbench.results.ordering import PAPER_RANK, kendall_tau, orderings
 from editbench.results.paper import PRE_EDIT, paper_table
 from editbench.results.runs import collect
 from editbench.runner import run
@@ -103,3 +104,33 @@ def test_paper_layout_gives_each_model_its_block_of_rows(runs):
     main([str(runs / "models"), "--layout", "paper", "--out", str(runs / "m")])
     caption = (runs / "m" / "report.md").read_text().splitlines()[0]
     assert caption.startswith("tiny-llama, tiny-qwen2, single-sequential editing") and "CounterFact: 2 edits" in caption
+
+
+def test_ordering_ranks_methods_with_paired_differences_beside_the_papers_order(runs):
+    main([str(runs / "single"), "--layout", "paper", "--out", str(runs / "o")])
+    df = collect(runs / "single")
+    concepts = df[df["config:dataset.name"] == "conceptedit"]
+    memit, mose = (concepts[concepts.method == m].iloc[0] for m in ("memit", "mose"))
+    per_request = {m: pd.DataFrame([e for e in read_jsonl(f"{r.run_dir}/edits.jsonl") if e.get("final")])
+                   .set_index("case_id").reliability * 100 for m, r in (("MEMIT", memit), ("MOSE (paper)", mose))}
+    rows = orderings(df)
+    rel = rows[(rows.group == CONCEPTS) & (rows.score == "Rel.")].reset_index(drop=True)
+    first, second = ("MEMIT", "MOSE (paper)") if memit.reliability > mose.reliability else ("MOSE (paper)", "MEMIT")
+    assert list(rel.method) == [first, second] and list(rel["paper_rank"]) == [PAPER_RANK[first], PAPER_RANK[second]]
+    assert rel.loc[0, "mean"] == pytest.approx(per_request[first].mean())
+    # the neighbours' difference is paired over the same records: its SE is that of the per-request differences
+    diff = (per_request[first] - per_request[second]).dropna()
+    assert rel.loc[0, "next"] == second and rel.loc[0, "diff_n"] == len(diff) == 3
+    assert rel.loc[0, "diff"] == pytest.approx(diff.mean()) and rel.loc[0, "diff"] >= 0
+    assert rel.loc[0, "diff_se"] == pytest.approx(diff.std(ddof=1) / len(diff) ** 0.5)
+    assert rel.loc[0, "relation"] == (">" if diff.mean() > 2 * rel.loc[0, "diff_se"] else "≈")
+    expected_tau = 1.0 if first == "MOSE (paper)" else -1.0  # two methods: the paper's order or its reverse
+    assert kendall_tau(rel) == pytest.approx(expected_tau)
+    # an exact tie (PRUNE's records equal MEMIT's while its restraint has not fired) shares its place and reads "="
+    twin = df[(df.method == "memit") & (df["config:dataset.name"] == "counterfact")].assign(label="PRUNE")
+    cf = orderings(pd.concat([df, twin], ignore_index=True)).query("group == 'CounterFact' and score == 'Loc.'")
+    tied = cf[cf.method.isin(["MEMIT", "PRUNE"])]
+    assert tied["rank"].nunique() == 1 and "=" in set(cf.relation.dropna())
+    md = (runs / "o" / "ordering.md").read_text()
+    assert f"## {CONCEPTS} (tiny-llama)" in md and f"{first} − {second}" in md and "nan" not in md
+    assert pd.read_csv(runs / "o" / "ordering.csv").shape[0] == len(rows)

@@ -23,6 +23,12 @@ where it stopped. Run from the repo root, e.g.
     python -m editbench.cells table2 --skip '^mose' --deadline 3600
     python -m editbench.cells fig3 scale=paper --device cuda --runs /tmp/sweep
     python -m editbench.cells experiments/lambda/cells.sh --runs experiments/lambda/runs
+    git add -f $(python -m editbench.cells table1 --records)   # keep the finished cells (`make keep`)
+
+Run dirs are ignored by git and a machine's disk does not outlive its session here, so a table that takes
+several sessions is assembled from committed records: `--records` names every file of the finished cells
+except their checkpoint (the edited weights: large, and only a started cell needs it), which is all that
+`state` (done) and the reports read.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from editbench.checkpoint import RUN_CONFIG
+from editbench.checkpoint import CHECKPOINT, RUN_CONFIG
 from editbench.config import CONF_DIR, sweep_cells, sweep_params
 from editbench.errors import ConfigError
 
@@ -142,6 +148,16 @@ def state(run_dir: Path) -> str:
     return "started" if (run_dir / RUN_CONFIG).is_file() else "new"
 
 
+def records(cells: Sequence[Cell], runs: Path) -> list[Path]:
+    """The files of the finished cells among `cells` but their checkpoints, sorted: what to commit."""
+    files = []
+    for cell in cells:
+        run_dir = runs / cell.name
+        if state(run_dir) == "done":
+            files += [f for f in run_dir.rglob("*") if f.is_file() and f.name != CHECKPOINT]
+    return sorted(files)
+
+
 def command(cell: Cell, runs: Path, extra: Sequence[str] = (), python: str = sys.executable) -> list[str]:
     """The `python -m editbench` command of a cell: its overrides, then the runner's, then its dir."""
     run_dir = runs / cell.name
@@ -230,6 +246,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=Path, help="folder of the cell dirs (default experiments/<experiment>/runs, "
                                              "or runs/ beside a cells file)")
     p.add_argument("--list", action="store_true", help="print each selected cell's name and overrides; run nothing")
+    p.add_argument("--records", action="store_true", help="print the files of the selected finished cells but "
+                                                          "their checkpoints, one a line (for git add -f); run nothing")
     return p
 
 
@@ -265,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for cell in cells:
             print(cell.name + "\t" + " ".join(cell.overrides))
+        return 0
+    if args.records:
+        for path in records(cells, args.runs or default_runs):
+            print(path)
         return 0
     extra = ["model.device=cuda"] if args.device == "cuda" else []
     stop = threading.Event()

@@ -8,7 +8,8 @@ in % (the paper's convention); runs that differ only in the seed are averaged (m
 there are several).
 
     python -m editbench.report multirun/2026-11-26/10-00-00 --by method dataset
-    python -m editbench.report runs/ --layout paper --out experiments/table1   # Tables 1-2 layout (md, tex, csv)
+    python -m editbench.report runs/ --layout paper --out experiments/table1   # Tables 1-2 layout (md, tex, csv),
+                                                                               # ordering.md beside the paper's order
     python -m editbench.report runs/ --layout paper --title "Table 2 at cpu scale"  # a caption sentence first
     python -m editbench.report runs/ --plot-norms runs/mose runs/memit         # Fig. 2
     python -m editbench.report runs/ --plot-downstream runs/mose runs/memit    # Fig. 3
@@ -27,6 +28,7 @@ from editbench.results.figures import (
     plot_norms,
     trajectories,
 )
+from editbench.results.ordering import write_ordering
 from editbench.results.paper import write_paper
 from editbench.results.runs import collect, table
 
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     if args.layout == "paper":
         out = write_paper(df, dest, args.title)
+        write_ordering(df, dest)  # ordering.md: the order on each score beside the paper's, paired differences
         print(out.to_string())
     else:
         missing = [c for c in args.by if c not in df]

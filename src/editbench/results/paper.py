@@ -29,7 +29,7 @@ def group_name(row: pd.Series | dict) -> str:
     return label
 
 
-def _grouped(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def grouped_runs(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """The runs with their column group (`group`), and the groups in the paper's order."""
     df = df.assign(group=[group_name(r) for _, r in df.iterrows()])
     order = {name: i for i, name in enumerate(PAPER_DATASETS)}
@@ -47,7 +47,7 @@ def paper_table(df: pd.DataFrame) -> pd.DataFrame:
     "mean ± standard error over the scored requests" and n, the requests scored in that cell.
     A cell that has not run reads "–". With runs of several models (scale=paper), each model has its
     own block of rows, named "<model>: <method>", as the paper's Model column groups them."""
-    df, groups = _grouped(df)
+    df, groups = grouped_runs(df)
     df = df.assign(model=df["model"] if "model" in df else "?")
     models = sorted(df.model.dropna().unique())
     cells = table(df, ["model", "label", "group"]).set_index(["model", "label", "group"])
@@ -97,7 +97,7 @@ def paper_caption(df: pd.DataFrame, title: str | None = None) -> str:
     batch = sorted({int(b) for b in df.get("batch_size", pd.Series(dtype=float)).dropna()})
     scenario = ("single-sequential editing (batch size 1)" if batch == [1] else
                 f"batch-sequential editing, batch size {'/'.join(map(str, batch))}")
-    df, groups = _grouped(df)
+    df, groups = grouped_runs(df)
     sizes = []
     for g in groups:
         runs = df[df.group == g]

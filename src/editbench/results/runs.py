@@ -64,13 +64,20 @@ def variant_label(label: str, row: dict) -> str:
     return f"{label} ({', '.join(tags)})"
 
 
+def scored_requests(run_dir: Path, protocol: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """edits.jsonl as (headline, final): the per-request records the summary's scores came from (an
+    immediate run's scores right after each edit; otherwise the final ones), and those after the last edit."""
+    records = read_jsonl(run_dir / "edits.jsonl") if (run_dir / "edits.jsonl").is_file() else []
+    final = pd.DataFrame([r for r in records if r.get("final")])
+    headline = pd.DataFrame([r for r in records if not r.get("final")]) if protocol == "immediate" else final
+    return headline, final
+
+
 def request_stats(run_dir: Path, protocol: str | None) -> dict:
     """From edits.jsonl, over the scored requests: `se:<metric>` (and `se:after:<metric>`), the standard error
     sd / √n of the records the summary's scores came from (and of the after-last-edit ones), and
     `count:<metric>`, how many of the former carry the metric (see `table`)."""
-    records = read_jsonl(run_dir / "edits.jsonl") if (run_dir / "edits.jsonl").is_file() else []
-    final = pd.DataFrame([r for r in records if r.get("final")])
-    headline = pd.DataFrame([r for r in records if not r.get("final")]) if protocol == "immediate" else final
+    headline, final = scored_requests(run_dir, protocol)
     out = {f"count:{m}": int(headline[m].notna().sum()) for m in METRICS if m in headline}
     for prefix, frame in (("se:", headline), ("se:after:", final if protocol == "immediate" else pd.DataFrame())):
         for m in METRICS:
