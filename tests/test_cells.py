@@ -101,6 +101,9 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
     assert before == {c.name: (ref / c.name / "summary.json").stat().st_mtime_ns for c in cells}
     # 2b. Their records (all but the checkpoints: what `make keep` commits) are a done cell on a new machine,
     # and the report reads the same table from them.
+    for c in cells:  # as a run with logger.wandb.mode=offline leaves it (these run with W&B disabled)
+        (ref / c.name / "wandb" / "offline-run-1").mkdir(parents=True)
+        (ref / c.name / "wandb" / "offline-run-1" / "run-1.wandb").write_bytes(b"\0")
     assert main([*argv, "--runs", str(ref), "--records"]) == 0
     kept_files = [Path(line) for line in capsys.readouterr().out.splitlines()]
     names = {f.relative_to(ref).as_posix() for f in kept_files}
@@ -108,7 +111,7 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
         assert {f"{c.name}/{f}" for f in ("summary.json", "edits.jsonl", "steps.jsonl", "run_config.yaml",
                                           ".hydra/overrides.yaml")} <= names
         assert (ref / c.name / "checkpoint.safetensors").is_file()
-    assert not any(f.name == "checkpoint.safetensors" for f in kept_files)
+    assert not any(f.name == "checkpoint.safetensors" or "wandb" in f.parts for f in kept_files)
     kept = tmp_path / "kept"
     for f in kept_files:
         (kept / f.relative_to(ref)).parent.mkdir(parents=True, exist_ok=True)

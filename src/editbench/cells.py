@@ -27,8 +27,8 @@ where it stopped. Run from the repo root, e.g.
 
 Run dirs are ignored by git and a machine's disk does not outlive its session here, so a table that takes
 several sessions is assembled from committed records: `--records` names every file of the finished cells
-except their checkpoint (the edited weights: large, and only a started cell needs it), which is all that
-`state` (done) and the reports read.
+except their checkpoint (the edited weights: large, and only a started cell needs it) and the W&B offline
+run (a binary copy of the same steps and scores), which is all that `state` (done) and the reports read.
 """
 
 from __future__ import annotations
@@ -149,12 +149,13 @@ def state(run_dir: Path) -> str:
 
 
 def records(cells: Sequence[Cell], runs: Path) -> list[Path]:
-    """The files of the finished cells among `cells` but their checkpoints, sorted: what to commit."""
+    """The files of the finished cells among `cells` but their checkpoints and W&B runs, sorted: what to commit."""
     files = []
     for cell in cells:
         run_dir = runs / cell.name
         if state(run_dir) == "done":
-            files += [f for f in run_dir.rglob("*") if f.is_file() and f.name != CHECKPOINT]
+            files += [f for f in run_dir.rglob("*") if f.is_file() and f.name != CHECKPOINT
+                      and "wandb" not in f.relative_to(run_dir).parts]
     return sorted(files)
 
 
