@@ -72,9 +72,12 @@ finished = $$(for d in $(1); do [ -f $$d/summary.json ] && printf '%s ' $$d; don
 # The finished cells' records (every file but the checkpoint) of each experiment's runs, force-added to git's
 # index: run dirs are ignored by git and a machine's disk does not outlive its session here, so a table that
 # takes several sessions is assembled from committed records (python -m editbench.cells --records). Commit next.
+# Table 2's batch-λ check (experiments/table2/run.sh lambda) is kept the same way: <cells>:<runs> pairs.
+KEPT = table1:$(RUNS)/table1/runs table2:$(RUNS)/table2/runs fig3:$(RUNS)/fig3/runs fig4:$(RUNS)/fig4/runs \
+	experiments/table2/lambda-cells.sh:$(RUNS)/table2/lambda/runs
 keep: setup
-	for e in table1 table2 fig3 fig4; do files=$$($(PY) -m editbench.cells $$e --runs $(RUNS)/$$e/runs --records) \
-	    || exit 1; [ -z "$$files" ] || git add -f -- $$files || exit 1; done
+	for pair in $(KEPT); do files=$$($(PY) -m editbench.cells $${pair%%:*} --runs $${pair#*:} --records) || exit 1; \
+	    [ -z "$$files" ] || git add -f -- $$files || exit 1; done
 
 table1: setup
 	$(CELLS) table1 --runs $(RUNS)/table1/runs $${ONLY:+--only "$$ONLY"}; s=$$?; $(MAKE) --no-print-directory table1-report; exit $$s
