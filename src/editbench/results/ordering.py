@@ -24,21 +24,20 @@ from editbench.results.runs import scored_requests
 
 # Rank in the paper's Tables 1-2 (1 = best), the same on every score there; ROME and MEMIT tie at 0.
 PAPER_RANK = {"MOSE (paper)": 1, "AlphaEdit": 2, "PRUNE": 3, "EMMET": 4, "RECT": 5, "ROME": 6, "MEMIT": 6}
-RESOLVED = 2.0
+RESOLVED = 2.0  # standard errors a paired difference must exceed to count as resolved
 COLUMNS = ["model", "group", "score", "rank", "method", "mean", "n", "paper_rank",
-           "next", "diff", "diff_se", "diff_n", "relation"]  # standard errors a paired difference must exceed to count as resolved
+           "next", "diff", "diff_se", "diff_n", "relation"]
 
 
-def _per_request(runs: pd.DataFrame, metric: str) -> pd.Series:
-    """One cell's score per request (case_id), in %; the mean over its runs where there are several (seeds)."""
-    frames = []
-    for _, run in runs.iterrows():
-        headline, _ = scored_requests(Path(run["run_dir"]), run.get("protocol"))
-        if metric in headline and "case_id" in headline:
-            frames.append(headline[["case_id", metric]].dropna())
+def _per_request(runs: pd.DataFrame) -> pd.DataFrame:
+    """One cell's scores per request (case_id, a column per score), in %; the mean over its runs where there
+    are several (seeds). Each run's edits.jsonl is read once, for all scores."""
+    frames = [headline for _, run in runs.iterrows()
+              if "case_id" in (headline := scored_requests(Path(run["run_dir"]), run.get("protocol"))[0])]
     if not frames:
-        return pd.Series(dtype=float)
-    return pd.concat(frames).groupby("case_id")[metric].mean() * 100
+        return pd.DataFrame(columns=list(PAPER_METRICS), dtype=float)
+    requests = pd.concat(frames)
+    return requests.groupby("case_id")[[m for m in PAPER_METRICS if m in requests]].mean() * 100
 
 
 def paired(a: pd.Series, b: pd.Series) -> tuple[float, float, int]:
@@ -65,8 +64,10 @@ def orderings(df: pd.DataFrame) -> pd.DataFrame:
     for model in sorted(df.model.dropna().unique()):
         for group in groups:
             cells = df[(df.model == model) & (df.group == group)]
+            per_cell = {label: _per_request(runs) for label, runs in cells.groupby("label")}
             for metric in PAPER_METRICS:
-                scores = {label: _per_request(runs, metric) for label, runs in cells.groupby("label")}
+                scores = {label: requests[metric].dropna() for label, requests in per_cell.items()
+                          if metric in requests}
                 ranked = sorted((s.mean(), label) for label, s in scores.items() if not s.empty)[::-1]
                 means = pd.Series([mean for mean, _ in ranked])
                 places = means.rank(method="min", ascending=False).astype(int)  # an exact tie shares its place
