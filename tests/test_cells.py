@@ -66,7 +66,10 @@ def test_bad_input_is_one_clear_error(capsys):
         experiment_cells("nope")
 
 
-EDITS = 6
+# Enough steps that a cell frozen (SIGSTOP) after its first one cannot have finished in between: a tiny
+# step takes ~0.1 s, so the last 29 take 3-4 s against the test's 10 ms poll (with 6 edits the window was
+# about a second, and the test failed twice, both times in a CI run on a machine busy with a long cell).
+EDITS = 30
 TINY = ["model=tiny-llama", f"num_edits={EDITS}", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]
 TWO = ["--only", "^(mose|mose_oft)-counterfact$"]  # two cells of about the same speed
 
@@ -128,7 +131,7 @@ def test_two_cells_run_then_skip_and_stopped_ones_resume_to_the_same_summary(tmp
     # 4. The same stop (SIGTERM to the runner: SIGINT to its cells) once both cells have written steps: exit 1,
     # the steps stay; the rerun continues them after their last checkpoint (resume=) to the first run's scores.
     # Each cell is frozen (SIGSTOP) as soon as it has a step, so neither can finish while the other starts up
-    # (a tiny cell's last 5 steps take about a second); the runner's SIGINT waits for SIGCONT.
+    # (with EDITS above, its remaining steps take seconds); the runner's SIGINT waits for SIGCONT.
     cut = tmp_path / "cut"
     runner = subprocess.Popen([sys.executable, "-m", "editbench.cells", *argv, "--runs", str(cut)],
                               stdout=subprocess.PIPE, text=True)
