@@ -128,6 +128,12 @@ def test_ordering_ranks_methods_with_paired_differences_beside_the_papers_order(
     tie = (diff == 0).all()  # the few fixture concepts can leave both methods with the same scores
     assert rel.loc[0, "relation"] == ("=" if tie else ">" if diff.mean() > 2 * rel.loc[0, "diff_se"] else "≈")
     assert rel["rank"].tolist() == ([1, 1] if tie else [1, 2])
+    # every method is also paired with the paper's method (MOSE (paper)); its own row has no such pair
+    vs = rel.set_index("method")
+    memit_vs_mose = (per_request["MEMIT"] - per_request["MOSE (paper)"]).dropna()
+    assert vs.loc["MEMIT", "vs_ref"] == pytest.approx(memit_vs_mose.mean()) and vs.loc["MEMIT", "vs_ref_n"] == 3
+    assert vs.loc["MEMIT", "vs_ref_se"] == pytest.approx(memit_vs_mose.std(ddof=1) / 3 ** 0.5, nan_ok=True)
+    assert math.isnan(vs.loc["MOSE (paper)", "vs_ref"])
     # two methods: the paper's order (τ = 1), its reverse (-1), or undefined for a tie
     tau = kendall_tau(rel)
     assert math.isnan(tau) if tie else tau == pytest.approx(1.0 if first == "MOSE (paper)" else -1.0)
@@ -138,4 +144,5 @@ def test_ordering_ranks_methods_with_paired_differences_beside_the_papers_order(
     assert tied["rank"].nunique() == 1 and "=" in set(cf.relation.dropna())
     md = (runs / "o" / "ordering.md").read_text()
     assert f"## {CONCEPTS} (tiny-llama)" in md and f"{first} − {second}" in md and "nan" not in md
+    assert "Each method against MOSE (paper)" in md and "MEMIT − MOSE (paper)" in md
     assert pd.read_csv(runs / "o" / "ordering.csv").shape[0] == len(rows)

@@ -8,7 +8,9 @@ the same records), mean ± standard error and n. Paired, because the requests' o
 by both methods and cancels: the difference is resolved far sooner than the two cells' SEs suggest.
 A difference within 2 SE is not resolved at this n and reads "≈" in the order; an exact tie reads "="
 (PRUNE equals MEMIT while its restraint has not fired). Kendall's τ-b compares the order here with the
-paper's over the methods the paper has (1: the same order; ties count as ties).
+paper's over the methods the paper has (1: the same order; ties count as ties). Each method is also paired
+with the paper's method, MOSE (paper), where that cell exists: how far every method lies from the method
+the paper puts first, not only from its neighbour.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from editbench.results.runs import scored_requests
 # Rank in the paper's Tables 1-2 (1 = best), the same on every score there; ROME and MEMIT tie at 0.
 PAPER_RANK = {"MOSE (paper)": 1, "AlphaEdit": 2, "PRUNE": 3, "EMMET": 4, "RECT": 5, "ROME": 6, "MEMIT": 6}
 RESOLVED = 2.0  # standard errors a paired difference must exceed to count as resolved
+REFERENCE = "MOSE (paper)"  # the method every other one is also paired with (the paper's first)
 COLUMNS = ["model", "group", "score", "rank", "method", "mean", "n", "paper_rank",
-           "next", "diff", "diff_se", "diff_n", "relation"]
+           "next", "diff", "diff_se", "diff_n", "relation", "vs_ref", "vs_ref_se", "vs_ref_n"]
 
 
 def _per_request(runs: pd.DataFrame) -> pd.DataFrame:
@@ -57,7 +60,8 @@ def _relation(diff: float, se: float) -> str:
 
 def orderings(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, group, score, method), best first: its mean, rank here and in the paper, and
-    the paired difference to the next method down (`diff`, `diff_se`, `diff_n`, `relation`)."""
+    the paired difference to the next method down (`diff`, `diff_se`, `diff_n`, `relation`) and to
+    REFERENCE (`vs_ref`, `vs_ref_se`, `vs_ref_n`; empty on its own row or where it did not run)."""
     df, groups = grouped_runs(df)
     df = df.assign(model=df["model"] if "model" in df else "?")
     rows = []
@@ -79,6 +83,9 @@ def orderings(df: pd.DataFrame) -> pd.DataFrame:
                         diff, se, n = paired(scores[label], scores[below])
                         row |= {"next": below, "diff": diff, "diff_se": se, "diff_n": n,
                                 "relation": _relation(diff, se)}
+                    if REFERENCE in scores and label != REFERENCE:
+                        row |= dict(zip(("vs_ref", "vs_ref_se", "vs_ref_n"),
+                                        paired(scores[label], scores[REFERENCE]), strict=True))
                     rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -89,6 +96,10 @@ def kendall_tau(ranks: pd.DataFrame) -> float:
     if len(known) < 2:
         return math.nan
     return float(kendalltau(known["mean"], -known["paper_rank"]).statistic)
+
+
+def _points(diff: float, se: float) -> str:
+    return f"{diff:+.2f}" + ("" if math.isnan(se) else f" ± {se:.2f}")
 
 
 def ordering_markdown(rows: pd.DataFrame) -> str:
@@ -103,7 +114,7 @@ def ordering_markdown(rows: pd.DataFrame) -> str:
         out.append(f"## {group} ({model})\n")
         if not group.startswith(("CounterFact", "ConceptEdit")):
             out.append("The paper has no column for this data set: τ is against its order on the other two.\n")
-        order, pairs = [], []
+        order, pairs, against = [], [], []
         for score, ranks in block.groupby("score", sort=False):
             chain = "".join(f"{r['method']} {r['relation']} " if isinstance(r.get("relation"), str) else r["method"]
                             for _, r in ranks.iterrows())
@@ -111,11 +122,17 @@ def ordering_markdown(rows: pd.DataFrame) -> str:
             order.append({"score": score, "order here (best first)": chain,
                           "τ vs paper": "–" if math.isnan(tau) else f"{tau:.2f}"})
             pairs += [{"score": score, "pair": f"{r['method']} − {r['next']}", "paired difference (points)":
-                       f"{r['diff']:+.2f}" + ("" if math.isnan(r["diff_se"]) else f" ± {r['diff_se']:.2f}"), "n": int(r["diff_n"])}
+                       _points(r["diff"], r["diff_se"]), "n": int(r["diff_n"])}
                       for _, r in ranks.dropna(subset=["next"]).iterrows()]
+            against += [{"score": score, "pair": f"{r['method']} − {REFERENCE}", "paired difference (points)":
+                         _points(r["vs_ref"], r["vs_ref_se"]), "n": int(r["vs_ref_n"])}
+                        for _, r in ranks.dropna(subset=["vs_ref"]).iterrows()]
         out.append(pd.DataFrame(order).to_markdown(index=False) + "\n")
         if pairs:
             out.append(pd.DataFrame(pairs).to_markdown(index=False) + "\n")
+        if against:
+            out.append(f"Each method against {REFERENCE} (paired, the same requests):\n\n"
+                       + pd.DataFrame(against).to_markdown(index=False) + "\n")
         place = block.pivot_table(index="method", columns="score", values="rank", sort=False)
         place.insert(0, "paper", [PAPER_RANK.get(m) for m in place.index])
         place = place.rename(columns=lambda c: c if c == "paper" else f"here, {c}")
