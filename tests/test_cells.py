@@ -68,7 +68,8 @@ def test_bad_input_is_one_clear_error(capsys):
 
 # Enough steps that a cell frozen (SIGSTOP) after its first one cannot have finished in between: a tiny
 # step takes ~0.1 s, so the last 29 take 3-4 s against the test's 10 ms poll (with 6 edits the window was
-# about a second, and the test failed twice, both times in a CI run on a machine busy with a long cell).
+# about a second; the test failed twice, both times in a CI run on a machine busy with a long cell, most
+# likely that race: the failure message was not kept).
 EDITS = 30
 TINY = ["model=tiny-llama", f"num_edits={EDITS}", "stats.n_tokens=2000", "logger.wandb.mode=disabled"]
 TWO = ["--only", "^(mose|mose_oft)-counterfact$"]  # two cells of about the same speed
